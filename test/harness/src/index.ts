@@ -1,0 +1,8 @@
+/**
+ * Real peers for the conductor's tests: a PostgreSQL server, a kube-apiserver + etcd control plane
+ * and the sdk-go agent simulator. Each harness starts real processes on loopback and ends them by
+ * PID or process group.
+ *
+ * @packageDocumentation
+ */
+export {};
