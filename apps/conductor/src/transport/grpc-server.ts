@@ -1,0 +1,141 @@
+import * as http2 from "node:http2";
+import type { AddressInfo } from "node:net";
+import { Code, ConnectError, createContextValues, type Interceptor } from "@connectrpc/connect";
+import { compressionGzip, connectNodeAdapter } from "@connectrpc/connect-node";
+import { CloudEventService, Health, ServingStatus } from "@ocm-conductor/protocol";
+import { kStreamReset, registerCloudEventService, silentLogger, type Broker, type Logger } from "@ocm-conductor/router";
+import type { GrpcServerConfig } from "../config.js";
+import { keepConnection } from "./connection-keeper.js";
+import { HealthStatus, healthServiceImpl } from "./health-service.js";
+
+/** PEM material for serving TLS. */
+export interface TlsMaterial {
+  key: string | Buffer;
+  cert: string | Buffer;
+  /** CA bundle for client certificates; when set, certificates are requested but not required. */
+  ca?: string | Buffer;
+}
+
+/** What {@link startGrpcServer} serves and how. */
+export interface GrpcServerOptions {
+  config: GrpcServerConfig;
+  broker: Broker;
+  /** TLS material; h2c (plaintext HTTP/2) when absent. */
+  tls?: TlsMaterial;
+  /** Connect interceptors, e.g. authentication and authorization (applied last-first). */
+  interceptors?: Interceptor[];
+  logger?: Logger;
+}
+
+/** A listening conductor gRPC server. */
+export interface RunningGrpcServer {
+  readonly host: string;
+  readonly port: number;
+  /** `http://host:port` or `https://host:port`. */
+  readonly url: string;
+  readonly health: HealthStatus;
+  /** Number of open HTTP/2 connections. */
+  connectionCount(): number;
+  /**
+   * Stops gracefully: health turns NOT_SERVING, every Subscribe ends with `Unavailable`, each
+   * connection gets GOAWAY, and connections still open after `graceMs` are destroyed.
+   */
+  close(graceMs?: number): Promise<void>;
+}
+
+/**
+ * Serves the CloudEvent service and `grpc.health.v1.Health` over HTTP/2 with connect-node, adding
+ * what connect-node leaves out for a gRPC server (ecosystem.md §1): message size caps towards
+ * agents, keepalive pings, max connection age, and a stream reset hook for stuck Subscribe streams.
+ */
+export async function startGrpcServer(options: GrpcServerOptions): Promise<RunningGrpcServer> {
+  const { config, broker } = options;
+  const logger = options.logger ?? silentLogger;
+  const health = new HealthStatus([CloudEventService.typeName]);
+  const shutdown = new AbortController();
+  const handler = connectNodeAdapter({
+    routes(router) {
+      registerCloudEventService(router, broker);
+      router.service(Health, healthServiceImpl(health));
+    },
+    grpcWeb: false,
+    connect: false,
+    acceptCompression: [compressionGzip],
+    readMaxBytes: config.maxReceiveMessageSize,
+    writeMaxBytes: config.maxSendMessageSize,
+    interceptors: options.interceptors ?? [],
+    shutdownSignal: shutdown.signal,
+    contextValues(req) {
+      const values = createContextValues();
+      if ("stream" in req) {
+        const stream = req.stream;
+        // ENHANCE_YOUR_CALM reads as ResourceExhausted in grpc-go: never CANCEL, which v2 agents
+        // take as a local cancel and do not reconnect after (protocol.md §11 item 7).
+        values.set(kStreamReset, () => {
+          if (!stream.closed) stream.close(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+        });
+      }
+      return values;
+    },
+  });
+  const http2Options: http2.ServerOptions = {
+    settings: { maxConcurrentStreams: config.maxConcurrentStreams },
+    maxSessionMemory: 64,
+  };
+  const server = options.tls === undefined
+    ? http2.createServer(http2Options, handler)
+    : http2.createSecureServer({
+        ...http2Options,
+        key: options.tls.key,
+        cert: options.tls.cert,
+        ...(options.tls.ca === undefined ? {} : { ca: options.tls.ca, requestCert: true, rejectUnauthorized: false }),
+        minVersion: config.tlsMinVersion,
+        ALPNProtocols: ["h2"],
+        allowHTTP1: false,
+        handshakeTimeout: config.connectionTimeoutMs,
+      }, handler);
+  const sessions = new Set<http2.ServerHttp2Session>();
+  server.on("session", (session: http2.ServerHttp2Session) => {
+    sessions.add(session);
+    session.once("close", () => sessions.delete(session));
+    session.on("error", (err) => logger.debug("connection error", { error: err.message }));
+    keepConnection(session, {
+      pingIntervalMs: config.serverPingIntervalMs,
+      pingTimeoutMs: config.serverPingTimeoutMs,
+      maxConnectionAgeMs: config.maxConnectionAgeMs,
+      maxConnectionAgeGraceMs: config.maxConnectionAgeGraceMs,
+      onDeadPeer: () => logger.warn("closing connection: keepalive ping not answered", { timeoutMs: config.serverPingTimeoutMs }),
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(config.port, config.host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  const address = server.address() as AddressInfo;
+  const url = `${options.tls === undefined ? "http" : "https"}://${address.family === "IPv6" ? `[${address.address}]` : address.address}:${address.port}`;
+  logger.info("gRPC server listening", { url, tls: options.tls !== undefined });
+  let closing: Promise<void> | undefined;
+  return {
+    host: address.address,
+    port: address.port,
+    url,
+    health,
+    connectionCount: () => sessions.size,
+    close(graceMs = 5_000) {
+      closing ??= (async () => {
+        health.setAll(ServingStatus.NOT_SERVING);
+        broker.close();
+        shutdown.abort(new ConnectError("server is shutting down", Code.Unavailable));
+        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+        for (const session of sessions) session.close();
+        const timer = setTimeout(() => sessions.forEach((s) => s.destroy()), graceMs);
+        await closed;
+        clearTimeout(timer);
+      })();
+      return closing;
+    },
+  };
+}
