@@ -99,8 +99,12 @@ export async function loadConfigFile(path: string): Promise<ConductorConfig> {
   return applyConfig(defaultConfig(), doc as Record<string, unknown>);
 }
 
-/** Applies a parsed config document to `config`, validating each key it knows. */
-export function applyConfig(config: ConductorConfig, doc: Record<string, unknown>): ConductorConfig {
+/**
+ * Returns `base` with a parsed config document applied, validating each key it knows. `base` is
+ * not modified, so a failed load leaves the running configuration as it was.
+ */
+export function applyConfig(base: ConductorConfig, doc: Record<string, unknown>): ConductorConfig {
+  const config = structuredClone(base);
   const grpc = section(doc, "grpc_config");
   const g = config.grpc;
   const set = <K extends keyof GrpcServerConfig>(key: string, field: K, read: (k: string, v: unknown) => GrpcServerConfig[K]) => {

@@ -98,6 +98,7 @@ export async function eventually<T>(check: () => T | undefined | false, timeoutM
 export function openStream(client: Client<typeof CloudEventService>, clusterName: string, dataType: string = DataTypes.manifestBundles) {
   const abort = new AbortController();
   const received: PbCloudEvent[] = [];
+  let eventCount = 0;
   let header: Headers | undefined;
   let headerBeforeFirstMessage: boolean | undefined;
   const done = (async () => {
@@ -110,12 +111,14 @@ export function openStream(client: Client<typeof CloudEventService>, clusterName
     for await (const message of stream) {
       headerBeforeFirstMessage ??= header !== undefined;
       received.push(message);
+      if (!isHeartbeat(message)) eventCount++;
     }
   })();
   done.catch(() => {});
   return {
     received,
     events: () => received.filter((m) => !isHeartbeat(m)),
+    eventCount: () => eventCount,
     header: () => header,
     headerBeforeFirstMessage: () => headerBeforeFirstMessage,
     done,

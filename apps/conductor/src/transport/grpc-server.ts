@@ -127,6 +127,8 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
     close(graceMs = 5_000) {
       closing ??= (async () => {
         health.setAll(ServingStatus.NOT_SERVING);
+        // Let health watchers write NOT_SERVING before their streams are ended.
+        await new Promise((resolve) => setTimeout(resolve, 20));
         broker.close();
         shutdown.abort(new ConnectError("server is shutting down", Code.Unavailable));
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));

@@ -51,9 +51,10 @@ export function healthServiceImpl(health: HealthStatus): ServiceImpl<typeof Heal
     },
     async *watch(request, context) {
       let last: ServingStatus | undefined;
-      while (!context.signal.aborted) {
+      for (;;) {
         const status = health.get(request.service) ?? ServingStatus.SERVICE_UNKNOWN;
         if (status !== last) yield response((last = status));
+        if (context.signal.aborted) return;
         await health.changed(context.signal);
       }
     },

@@ -1,0 +1,63 @@
+import { spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { Health, ServingStatus } from "@ocm-conductor/protocol";
+import { describe, expect, it } from "vitest";
+import { resolveServeConfig } from "./cli.js";
+
+const bin = fileURLToPath(new URL("../bin/conductor.js", import.meta.url));
+
+function run(args: string[], untilLine?: RegExp) {
+  const child = spawn(process.execPath, [bin, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (d) => (stdout += d));
+  const matched = new Promise<string>((resolve) => {
+    child.stderr.on("data", (d) => {
+      stderr += d;
+      const line = stderr.split("\n").find((l) => untilLine?.test(l));
+      if (line !== undefined) resolve(line);
+    });
+  });
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  return { child, matched, exited, out: () => stdout, err: () => stderr };
+}
+
+describe("conductor command line", () => {
+  it("serves gRPC until SIGTERM, then exits 0", async () => {
+    const p = run(["serve", "--grpc-port", "0"], /gRPC server listening/);
+    const line = JSON.parse(await p.matched) as { url: string };
+    expect(line.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    const health = createClient(Health, createGrpcTransport({ baseUrl: line.url }));
+    expect((await health.check({})).status).toBe(ServingStatus.SERVING);
+    p.child.kill("SIGTERM");
+    expect(await p.exited).toBe(0);
+  });
+
+  it.each([
+    [["serve", "--bogus"], /Unknown option '--bogus'/],
+    [["serve", "--grpc-port", "http"], /--grpc-port must be an integer/],
+    [["serve", "--broker-heartbeat-interval", "5s"], /at least 10s/],
+    [["serve", "--broker-heartbeat-interval", "often"], /invalid duration/],
+    [["serve", "--config", "/nonexistent/conductor.yaml"], /cannot read config file/],
+    [["serve", "--log-level", "loud"], /--log-level must be/],
+    [["frobnicate"], /unknown command "frobnicate"/],
+  ])("exits 2 with a clear message for %j", async (args, message) => {
+    const p = run(args);
+    expect(await p.exited).toBe(2);
+    expect(p.err()).toMatch(message);
+  });
+
+  it("prints help", async () => {
+    const p = run(["help"]);
+    expect(await p.exited).toBe(0);
+    expect(p.out()).toMatch(/Usage: conductor/);
+  });
+
+  it("lets flags override the config file", async () => {
+    const { config } = await resolveServeConfig(["--grpc-port", "9999", "--broker-heartbeat-disabled"]);
+    expect(config.grpc.port).toBe(9999);
+    expect(config.broker.heartbeatDisabled).toBe(true);
+  });
+});
