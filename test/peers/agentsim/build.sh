@@ -68,6 +68,7 @@ build_one() {
     echo "build.sh: $name: building (modfile $modfile${tags:+, tags $tags}) ..."
     local tmp
     tmp="$(mktemp -d "$out_root/.build-$prefix-XXXXXX")"
+    chmod 755 "$tmp"
     local args=(build "${build_flags[@]}" -o "$tmp/$exe")
     [[ "$modfile" != go.mod ]] && args+=(-modfile "$modfile")
     [[ -n "$tags" ]] && args+=(-tags "$tags")

@@ -7,6 +7,10 @@ import (
 	"fmt"
 	"io"
 	"time"
+
+	"k8s.io/client-go/util/retry"
+
+	workv1 "open-cluster-management.io/api/work/v1"
 )
 
 // command is one JSON line read from stdin.
@@ -122,15 +126,21 @@ func publishStatusCommand(sim *simulator, cmd command) fields {
 	}
 	ctx, cancel := context.WithTimeout(sim.ctx, sim.beh.opTimeout)
 	defer cancel()
-	w, err := a.findByUID(ctx, cmd.UID)
+	var w *workv1.ManifestWork
+	// The agent's own reconciler may patch the same work concurrently; like any kube client, re-read and retry on
+	// a resourceVersion conflict (client-go's default: 5 tries, 10 ms apart, growing).
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		var err error
+		if w, err = a.findByUID(ctx, cmd.UID); err != nil {
+			return err
+		}
+		status, err := withConditions(w, cmd.Conditions)
+		if err != nil {
+			return err
+		}
+		return a.publishStatus(ctx, w, status, "command")
+	})
 	if err != nil {
-		return failed(err)
-	}
-	status, err := withConditions(w, cmd.Conditions)
-	if err != nil {
-		return failed(err)
-	}
-	if err := a.publishStatus(ctx, w, status, "command"); err != nil {
 		return failed(err)
 	}
 	return fields{"ok": true, "name": w.Name, "generation": w.Generation}

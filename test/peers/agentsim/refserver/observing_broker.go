@@ -27,6 +27,9 @@ func (b *observingBroker) Publish(ctx context.Context, req *pbv1.PublishRequest)
 			f := fields{"type": evt.Type(), "source": evt.Source()}
 			if cluster, ok := evt.Extensions()[types.ExtensionClusterName].(string); ok {
 				f["cluster"] = cluster
+				// Whether a Subscribe stream of this cluster is registered yet: if not, the broker's resync answer
+				// reaches nobody (sdk-go v1.1 agents resync without waiting for their subscription).
+				f["subscribed"] = b.Subscribers().Has(cluster)
 			}
 			if err := evt.DataAs(&versions); err != nil {
 				f["dataError"] = err.Error()
