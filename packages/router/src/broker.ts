@@ -42,6 +42,25 @@ export interface BrokerOptions {
   /** How long a resync request that arrived before its stream is replayed on subscribe. Default 10 s. */
   pendingResyncTtlMs?: number;
   logger?: Logger;
+  /** Told about stream lifecycle, e.g. for the `grpc_server_ce_subscribers` gauge. */
+  observer?: BrokerObserver;
+}
+
+/** Identifies a Subscribe stream to a {@link BrokerObserver}. */
+export interface StreamInfo {
+  /** The `subscription-id` sent to the agent. */
+  id: string;
+  clusterName: string;
+  dataType: string;
+}
+
+/** Why a stream ended: the agent left, it could not keep up, or the server is stopping. */
+export type StreamEndReason = "closed" | "overflow" | "shutdown";
+
+/** Receives stream lifecycle events; each method is optional. */
+export interface BrokerObserver {
+  subscribed?(stream: StreamInfo): void;
+  unsubscribed?(stream: StreamInfo, reason: StreamEndReason): void;
 }
 
 /** A registered Subscribe stream, as the gRPC service drives it. */
@@ -66,7 +85,8 @@ export class Broker {
   private readonly registry = new SubscriberRegistry();
   private readonly backends = new Map<string, Backend>();
   private readonly pendingResync = new Map<string, { requested: ResourceVersion[]; at: number }>();
-  private readonly options: Required<BrokerOptions>;
+  private readonly options: Required<Omit<BrokerOptions, "observer">>;
+  private readonly observer: BrokerObserver;
   private readonly lifetime = new AbortController();
   private readonly timer: NodeJS.Timeout | undefined;
 
@@ -84,6 +104,7 @@ export class Broker {
       logger: silentLogger,
       ...options,
     };
+    this.observer = options.observer ?? {};
     if (this.options.heartbeatIntervalMs > 0) {
       this.timer = setInterval(() => this.tick(), this.options.heartbeatIntervalMs);
       this.timer.unref();
@@ -135,6 +156,7 @@ export class Broker {
     };
     this.registry.add(subscriber);
     this.options.logger.debug("subscribed", { id: subscriber.id, cluster: subscriber.clusterName, dataType: subscriber.dataType });
+    this.observer.subscribed?.(info(subscriber));
     this.replayPendingResync(subscriber.clusterName, subscriber.dataType);
     return {
       id: subscriber.id,
@@ -143,6 +165,7 @@ export class Broker {
         subscriber.queue.close();
         if (this.registry.remove(subscriber)) {
           this.options.logger.debug("unsubscribed", { id: subscriber.id, cluster: subscriber.clusterName });
+          this.observer.unsubscribed?.(info(subscriber), "closed");
         }
       },
     };
@@ -182,6 +205,7 @@ export class Broker {
     for (const subscriber of [...this.registry.subscribers()]) {
       this.registry.remove(subscriber);
       subscriber.queue.close(error);
+      this.observer.unsubscribed?.(info(subscriber), "shutdown");
     }
   }
 
@@ -213,6 +237,7 @@ export class Broker {
 
   private overflow(subscriber: Subscriber): void {
     this.registry.remove(subscriber);
+    this.observer.unsubscribed?.(info(subscriber), "overflow");
     const { queue } = subscriber;
     const waiting = queue.consumerWaiting;
     queue.close(new ConnectError(
@@ -280,6 +305,10 @@ export class Broker {
     const status = kubeStatus("InternalError", `Internal error occurred: failed to handle ${type}`);
     return new ConnectError(statusErrorMessage(status), Code.FailedPrecondition, undefined, undefined, err);
   }
+}
+
+function info(subscriber: Subscriber): StreamInfo {
+  return { id: subscriber.id, clusterName: subscriber.clusterName, dataType: subscriber.dataType };
 }
 
 function decode(message: PbCloudEvent | undefined): CloudEvent {

@@ -8,7 +8,14 @@
  */
 export type { Backend, Identity, ListOptions, RequestContext, SpecEventSink } from "./backend.js";
 export { BackendError } from "./backend-error.js";
-export { Broker, type BrokerOptions, type Subscription } from "./broker.js";
+export {
+  Broker,
+  type BrokerObserver,
+  type BrokerOptions,
+  type StreamEndReason,
+  type StreamInfo,
+  type Subscription,
+} from "./broker.js";
 export { SUBSCRIPTION_ID_HEADER, cloudEventServiceImpl, registerCloudEventService } from "./cloud-event-service.js";
 export { kIdentity, kStreamReset } from "./context-keys.js";
 export { silentLogger, type Logger } from "./logger.js";

@@ -5,4 +5,6 @@
  *
  * @packageDocumentation
  */
-export {};
+export * from "./agentsim.js";
+export * from "./control-plane.js";
+export * from "./postgres.js";
