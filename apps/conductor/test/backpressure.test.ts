@@ -38,7 +38,12 @@ function openStuckStream(url: string, clusterName: string) {
 
 describe("backpressure (a stuck agent never blocks the others)", () => {
   it("delivers 1,000 events to each of 100 streams while one stream never reads, and ends the stuck one", async () => {
-    t = await startTestServer({ queueCapacity: 256, stuckStreamResetMs: 200 });
+    const ended: Array<[string, string]> = [];
+    t = await startTestServer({
+      queueCapacity: 256,
+      stuckStreamResetMs: 200,
+      observer: { unsubscribed: (stream, reason) => ended.push([stream.clusterName, reason]) },
+    });
     const stuck = openStuckStream(t.server.url, "stuck");
     const healthy = Array.from({ length: 100 }, (_, i) => openStream(t.client, `h${i}`));
     await eventually(() => t.broker.subscriberCount === 101, 10_000, "101 subscribers");
@@ -62,6 +67,7 @@ describe("backpressure (a stuck agent never blocks the others)", () => {
     const endedClearly = trailers?.["grpc-status"] === "14" || rstCode === http2.constants.NGHTTP2_ENHANCE_YOUR_CALM;
     expect(endedClearly).toBe(true);
     expect(t.broker.subscribedClusters()).not.toContain("stuck");
+    expect(ended).toEqual([["stuck", "overflow"]]);
     expect(t.broker.subscriberCount).toBe(100);
   }, 120_000);
 

@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import { Code, ConnectError, createContextValues, type Interceptor } from "@connectrpc/connect";
@@ -53,6 +54,8 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
   const logger = options.logger ?? silentLogger;
   const health = new HealthStatus([CloudEventService.typeName]);
   const shutdown = new AbortController();
+  // connect links every call's signal to this one: one listener per open stream, by design.
+  setMaxListeners(0, shutdown.signal);
   const handler = connectNodeAdapter({
     routes(router) {
       registerCloudEventService(router, broker);
