@@ -83,16 +83,7 @@ export function publishSize(event: PbCloudEvent): number {
 /** True for heartbeat messages. */
 export const isHeartbeat = (m: PbCloudEvent) => m.type === HEARTBEAT_TYPE;
 
-/** Polls `check` until it is truthy or `timeoutMs` passes. */
-export async function eventually<T>(check: () => T | undefined | false, timeoutMs = 5000, what = "condition"): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = check();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+export { eventually } from "@ocm-conductor/test-harness";
 
 /** Opens a Subscribe stream and collects what arrives. */
 export function openStream(client: Client<typeof CloudEventService>, clusterName: string, dataType: string = DataTypes.manifestBundles) {

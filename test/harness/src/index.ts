@@ -7,4 +7,5 @@
  */
 export * from "./agentsim.js";
 export * from "./control-plane.js";
+export { eventually } from "./eventually.js";
 export * from "./postgres.js";

@@ -62,16 +62,7 @@ export class ConductorUnderTest {
   }
 }
 
-/** Polls `check` until it returns a truthy value or `timeoutMs` passes. */
-export async function eventually<T>(check: () => T | undefined | false, timeoutMs: number, what: string): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = check();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
+export { eventually } from "@ocm-conductor/test-harness";
 
 /** A one-ConfigMap bundle; `data` distinguishes versions. */
 export function configMapBundle(name: string, data: Record<string, string> = { a: "b" }) {
