@@ -68,8 +68,13 @@ describe("agentSimBinary", () => {
   });
 });
 
+function connections(server: AgentSimRefServerHandle, event: "connection-opened" | "connection-closed"): number {
+  return server.events.filter((e) => e.event === event).length;
+}
+
 describe.each(AGENTSIM_VERSIONS)("agentsim %s against sdk-go's broker", (version) => {
   const cluster = `c-${version.replace(/\W/g, "")}`;
+  const other = `${cluster}-b`;
   let server: AgentSimRefServerHandle;
   let sim: AgentSimHandle;
 
@@ -78,17 +83,21 @@ describe.each(AGENTSIM_VERSIONS)("agentsim %s against sdk-go's broker", (version
     sim = await startAgentSim({
       version,
       server: server.address,
-      clusters: [cluster],
+      clusters: [cluster, other],
       reconnectDelay: "300ms",
       duration: "3m",
     });
     await server.waitFor(subscribed(cluster, true), 15_000);
+    await server.waitFor(subscribed(other, true), 15_000);
   });
 
   afterAll(async () => {
     const simExit = await sim?.stop();
     const serverExit = await server?.stop();
-    expect(simExit).toEqual({ code: 0, signal: null });
+    expect(simExit, JSON.stringify(sim.events.slice(-6)) + sim.stderr.slice(-10).join("\n")).toEqual({
+      code: 0,
+      signal: null,
+    });
     expect(serverExit).toEqual({ code: 0, signal: null });
     expect(sim.events.filter((e) => e.event === "error")).toEqual([]);
   });
@@ -96,7 +105,13 @@ describe.each(AGENTSIM_VERSIONS)("agentsim %s against sdk-go's broker", (version
   it("links the sdk-go version it is named for", () => {
     const sdk = String(sim.ready?.sdk);
     expect(version === "v1.3" ? sdk.startsWith("v1.3.") : sdk === version).toBe(true);
-    expect(sim.ready?.clusters).toEqual([cluster]);
+    expect(sim.ready?.clusters).toEqual([cluster, other]);
+  });
+
+  it("gives every simulated cluster its own connection", () => {
+    const opened = server.events.filter((e) => e.event === "connection-opened");
+    expect(opened).toHaveLength(2);
+    expect(new Set(opened.map((e) => e.remote)).size).toBe(2);
   });
 
   it("receives a created work, publishes its status and completes a delete", async () => {
@@ -164,10 +179,14 @@ describe.each(AGENTSIM_VERSIONS)("agentsim %s against sdk-go's broker", (version
     const w2 = uid.find((w) => w.name === "w2");
     expect(w2).toBeDefined();
 
+    const closedBefore = connections(server, "connection-closed");
     const stopped = await sim.command({ cmd: "stop-cluster", cluster });
     expect(stopped).toMatchObject({ ok: true, works: 1 });
     await sim.waitFor(is("cluster-stopped", { cluster }));
     await server.waitFor(subscribed(cluster, false), 10_000);
+    // stop-cluster closes that cluster's connection (and only that one: the other cluster stays subscribed).
+    await server.waitFor(() => connections(server, "connection-closed") === closedBefore + 1, 10_000);
+    expect(server.events.filter((e) => e.event === "subscribers").at(-1)?.clusters).toEqual([other]);
 
     let before = resyncRequests(server, cluster).length;
     expect((await sim.command({ cmd: "start-cluster", cluster, keepStore: true })).ok).toBe(true);
@@ -226,5 +245,57 @@ describe.each(AGENTSIM_VERSIONS)("agentsim %s --server-healthiness-timeout", (ve
     });
     // One resync per (re)subscription: three within 15 s need at least two heartbeat-timeout reconnects.
     await server.waitFor(() => resyncRequests(server!, cluster).length >= 3, 15_000);
+  });
+});
+
+describe.each(AGENTSIM_VERSIONS)("agentsim %s --mode registration", (version) => {
+  let server: AgentSimRefServerHandle | undefined;
+  let sim: AgentSimHandle | undefined;
+
+  afterAll(async () => {
+    expect(await sim?.stop()).toEqual({ code: 0, signal: null });
+    await server?.stop();
+    expect(sim?.events.filter((e) => e.event === "error")).toEqual([]);
+  });
+
+  it("registers the cluster, creates a CSR and an event, reports status and renews the lease", async () => {
+    const cluster = "reg1";
+    server = await startAgentSimRefServer({ heartbeatInterval: "1s", duration: "1m" });
+    sim = await startAgentSim({
+      version,
+      server: server.address,
+      clusters: [cluster],
+      mode: "registration",
+      leaseInterval: "300ms",
+      reconnectDelay: "300ms",
+      duration: "1m",
+    });
+    const created = await server.waitFor(is("managedcluster-created", { cluster }));
+    expect(created.hubAcceptsClient).toBe(true);
+    const csr = await server.waitFor(is("csr-created", { cluster }));
+    expect(csr.signerName).toBe("kubernetes.io/kube-apiserver-client");
+    expect(csr.requestBytes).toBeGreaterThan(100);
+    expect((await server.waitFor(is("event-created", { cluster }))).reason).toBe("AgentSimStarted");
+
+    // The agent patches status only after the hub sent the ManagedCluster back.
+    await sim.waitFor(is("managedcluster-added", { cluster }));
+    const status = await server.waitFor(is("managedcluster-status", { cluster }));
+    expect(hasCondition(status, "ManagedClusterConditionAvailable", "True")).toBe(true);
+    await sim.waitFor(is("managedcluster-status-published", { cluster }));
+
+    // Lease renewals of the hub-created lease reach the hub with increasing renew times.
+    await server.waitFor(() => server!.events.filter(is("lease-updated", { cluster })).length >= 3, 10_000);
+    const renewals = server.events.filter(is("lease-updated", { cluster })).map((e) => String(e.renewTime));
+    expect([...renewals].sort()).toEqual(renewals);
+    expect(new Set(renewals).size).toBe(renewals.length);
+
+    // All registration clients of a cluster share one connection, as in the klusterlet's gRPC driver.
+    // sdk-go's GRPCDialer reuses its cached connection only while it is Connecting or Ready, and a new grpc-go
+    // ClientConn starts Idle, so clients built back to back may each open one: at most one per client.
+    const opened = connections(server, "connection-opened");
+    expect(opened).toBeGreaterThanOrEqual(1);
+    expect(opened).toBeLessThanOrEqual(4);
+    // No work agent in this mode.
+    expect(await sim.command({ cmd: "list", cluster })).toMatchObject({ ok: false });
   });
 });

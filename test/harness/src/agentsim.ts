@@ -49,8 +49,13 @@ export interface AgentSimOptions {
   server: string;
   /** Clusters to start at once; each gets its own gRPC connection. More can be started with `start-cluster`. */
   clusters: readonly string[];
-  /** Simulation mode; only `"work"` is implemented. Default `"work"`. */
-  mode?: "work";
+  /**
+   * What each cluster runs: `"work"` (work agent, the default), `"registration"` (ManagedCluster, CSR, lease and
+   * event clients on one shared connection) or `"both"` (two connections per cluster).
+   */
+  mode?: "work" | "registration" | "both";
+  /** Registration: lease renewal period (agentsim's default `"10s"`). */
+  leaseInterval?: GoDuration;
   /** sdk-go reconnect backoff (its `DelayFn`), default `"2s"` in agentsim. */
   reconnectDelay?: GoDuration;
   /** Reconnect when no server heartbeat arrives for this long. Default: off (sdk-go's default). */
@@ -331,7 +336,7 @@ export class JsonLinePeer {
    * Ends the process: sends `quit` and closes stdin, then after `graceMs` sends SIGTERM to its process group, and
    * SIGKILL 3 s later. Resolves with how it exited.
    */
-  async stop(graceMs = 10_000): Promise<PeerExit> {
+  async stop(graceMs = 15_000): Promise<PeerExit> {
     if (this.#exit) return this.#exit;
     const stdin = this.#child.stdin;
     if (stdin?.writable) {
@@ -376,13 +381,15 @@ export function agentSimArgs(opts: AgentSimOptions): string[] {
     args.push("--server-healthiness-timeout", goDuration(opts.serverHealthinessTimeout));
   }
   if (opts.duration !== undefined) args.push("--duration", goDuration(opts.duration));
+  if (opts.leaseInterval !== undefined) args.push("--lease-interval", goDuration(opts.leaseInterval));
   args.push(...(opts.extraArgs ?? []));
   return args;
 }
 
 /**
  * Starts agentsim for one sdk-go version and waits for its `ready` line. Each listed cluster dials `server` on its
- * own HTTP/2 connection, subscribes and resyncs like a klusterlet work agent.
+ * own HTTP/2 connection, subscribes and resyncs like a klusterlet work agent (and, with `mode`, like its
+ * registration agent on a second connection).
  *
  * @throws Error when the binary is missing (with the build command), or when agentsim exits or is not ready in time.
  */

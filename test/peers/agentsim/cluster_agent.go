@@ -4,10 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -26,6 +30,10 @@ import (
 	workstore "open-cluster-management.io/sdk-go/pkg/cloudevents/clients/work/store"
 	grpcoptions "open-cluster-management.io/sdk-go/pkg/cloudevents/generic/options/grpc"
 )
+
+// stopWait bounds how long stopping one agent waits for its goroutines; stopping a cluster (snapshot, work
+// agent, registration agent) therefore takes at most about 10 s.
+const stopWait = 4 * time.Second
 
 // behaviour holds the knobs that decide what a simulated work agent does with the works it receives.
 type behaviour struct {
@@ -165,9 +173,7 @@ func (a *clusterAgent) stop() {
 	a.stopOnce.Do(func() {
 		a.cancel()
 		a.queue.ShutDown()
-		if err := a.grpcOpts.Dialer.Close(); err != nil {
-			a.out.error(a.name, "close grpc connection", err)
-		}
+		closeDialer(a.out, a.name, a.grpcOpts)
 		done := make(chan struct{})
 		go func() {
 			a.workers.Wait()
@@ -178,10 +184,25 @@ func (a *clusterAgent) stop() {
 		}()
 		select {
 		case <-done:
-		case <-time.After(10 * time.Second):
-			a.out.error(a.name, "stop", errors.New("cluster goroutines did not stop within 10s"))
+		case <-time.After(stopWait):
+			a.out.error(a.name, "stop",
+				errors.New("cluster goroutines did not stop within "+stopWait.String()+" (stacks on stderr)"))
+			dumpGoroutines()
 		}
 	})
+}
+
+// closeDialer closes the cluster's gRPC connection. sdk-go may have closed it already (it does so on every
+// disconnect), which grpc-go reports as Canceled; that is not an error here.
+func closeDialer(out *emitter, cluster string, opts *grpcoptions.GRPCOptions) {
+	if err := opts.Dialer.Close(); err != nil && status.Code(err) != codes.Canceled {
+		out.error(cluster, "close grpc connection", err)
+	}
+}
+
+// dumpGoroutines writes every goroutine's stack to stderr, to diagnose a stop that hangs.
+func dumpGoroutines() {
+	_ = pprof.Lookup("goroutine").WriteTo(os.Stderr, 2)
 }
 
 // snapshot lists the works in the agent's store (the sdk-go client cache).

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -82,4 +83,21 @@ func (c connectionFlags) writeClusterConfig(dir, cluster string) (string, error)
 		return "", err
 	}
 	return path, nil
+}
+
+// checkLoopback refuses a --server that is not on this machine's loopback: agentsim is a test peer, and test
+// traffic must stay on loopback unless --allow-non-loopback says otherwise (e.g. a test network namespace).
+func checkLoopback(server string) error {
+	host, _, err := net.SplitHostPort(server)
+	if err != nil {
+		return fmt.Errorf("--server %q: %w", server, err)
+	}
+	if host == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("--server %q is not a loopback address (127.0.0.0/8, ::1, localhost); "+
+		"pass --allow-non-loopback for a test network namespace", server)
 }

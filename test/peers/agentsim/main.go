@@ -38,11 +38,13 @@ func sdkVersion() string {
 
 type cliOptions struct {
 	conn           connectionFlags
+	allowRemote    bool
 	clusters       string
 	mode           string
 	reconnectDelay time.Duration
 	duration       time.Duration
 	beh            behaviour
+	regBeh         registrationBehaviour
 	verbosity      int
 }
 
@@ -63,11 +65,15 @@ func parseFlags(args []string) (cliOptions, error) {
 		" is replaced by the cluster name")
 	fs.StringVar(&o.conn.grpcConfig, "grpc-config", "", "sdk-go gRPC config YAML to use instead of the connection "+
 		"flags; "+clusterPlaceholder+" in it is replaced by the cluster name")
+	fs.BoolVar(&o.allowRemote, "allow-non-loopback", false, "allow a --server that is not a loopback address")
 	fs.BoolVar(&o.conn.keepAlive, "keepalive", false, "enable client keepalive pings (sdk-go defaults: 30s/10s)")
 	fs.DurationVar(&o.conn.serverHealthinessTimeout, "server-healthiness-timeout", 0, "reconnect when no server "+
 		"heartbeat arrives for this long (0 = off, the sdk-go default)")
 	fs.StringVar(&o.clusters, "clusters", "", "comma-separated cluster names to start with")
-	fs.StringVar(&o.mode, "mode", "work", "work (only mode implemented; registration and both are rejected)")
+	fs.StringVar(&o.mode, "mode", "work", "work, registration (managedcluster, csr, lease, event clients) or both")
+	fs.DurationVar(&o.regBeh.leaseInterval, "lease-interval", 10*time.Second, "registration: lease renewal period")
+	fs.DurationVar(&o.regBeh.waitForHub, "hub-wait", 60*time.Second, "registration: how long to wait for the hub "+
+		"to send the ManagedCluster and the lease before reporting an error")
 	fs.DurationVar(&o.reconnectDelay, "reconnect-delay", 2*time.Second, "sdk-go reconnect backoff (DelayFn), "+
 		"replacing the default 5s..1m")
 	fs.DurationVar(&o.duration, "duration", 10*time.Minute, "hard upper bound on run time; the process exits by "+
@@ -84,8 +90,18 @@ func parseFlags(args []string) (cliOptions, error) {
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
-	if o.mode != "work" {
-		return o, fmt.Errorf("--mode %q is not implemented; only \"work\" is", o.mode)
+	if o.conn.server != "" && !o.allowRemote {
+		if err := checkLoopback(o.conn.server); err != nil {
+			return o, err
+		}
+	}
+	switch o.mode {
+	case "work", "registration", "both":
+	default:
+		return o, fmt.Errorf("--mode must be work, registration or both, got %q", o.mode)
+	}
+	if o.regBeh.leaseInterval <= 0 || o.regBeh.waitForHub <= 0 {
+		return o, fmt.Errorf("--lease-interval and --hub-wait must be positive")
 	}
 	if o.duration <= 0 {
 		return o, fmt.Errorf("--duration must be positive")
@@ -143,7 +159,8 @@ func run() int {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	sim := newSimulator(ctx, out, opts.conn, cfgDir, opts.beh)
+	opts.regBeh.opTimeout = opts.beh.opTimeout
+	sim := newSimulator(ctx, out, opts.conn, cfgDir, opts.mode, opts.beh, opts.regBeh)
 
 	clusters := splitClusters(opts.clusters)
 	for _, c := range clusters {
@@ -186,6 +203,7 @@ func run() int {
 		case <-time.After(20 * time.Second):
 		}
 		out.emit("exit", fields{"reason": why, "forced": true})
+		dumpGoroutines()
 		os.Exit(1)
 	}()
 	sim.stopAll()

@@ -7,6 +7,9 @@ import (
 
 	"k8s.io/client-go/tools/cache"
 
+	clusterv1 "open-cluster-management.io/api/cluster/v1"
+
+	"open-cluster-management.io/sdk-go/pkg/cloudevents/clients/store"
 	workstore "open-cluster-management.io/sdk-go/pkg/cloudevents/clients/work/store"
 	"open-cluster-management.io/sdk-go/pkg/cloudevents/generic"
 )
@@ -28,4 +31,9 @@ func attachInformer(ws *workstore.AgentInformerWatcherStore, informer cache.Shar
 func storeHas(ws *workstore.AgentInformerWatcherStore, namespace, name string) bool {
 	_, exists, err := ws.Get(namespace, name)
 	return err == nil && exists
+}
+
+func attachClusterInformer(s *store.AgentInformerWatcherStore[*clusterv1.ManagedCluster],
+	informer cache.SharedIndexInformer) {
+	s.SetInformer(informer)
 }

@@ -10,28 +10,40 @@ import (
 	workv1 "open-cluster-management.io/api/work/v1"
 )
 
-// simulator owns the simulated clusters: which are running, and what each stopped cluster had in its store.
+// clusterRuntime is what runs for one simulated cluster: a work agent, a registration agent, or both (--mode).
+type clusterRuntime struct {
+	work *clusterAgent
+	reg  *registrationAgent
+}
+
+// simulator owns the simulated clusters: which are running, and what each stopped cluster had in its work store.
 type simulator struct {
 	out    *emitter
 	conn   connectionFlags
 	cfgDir string
+	mode   string
 	beh    behaviour
+	regBeh registrationBehaviour
 	ctx    context.Context
 
 	mu       sync.Mutex
-	running  map[string]*clusterAgent
-	lastSeen map[string][]workv1.ManifestWork // store contents at the last stop-cluster
+	running  map[string]*clusterRuntime
+	lastSeen map[string][]workv1.ManifestWork // work store contents at the last stop-cluster
 }
 
-func newSimulator(ctx context.Context, out *emitter, conn connectionFlags, cfgDir string, beh behaviour) *simulator {
+func newSimulator(ctx context.Context, out *emitter, conn connectionFlags, cfgDir, mode string, beh behaviour,
+	regBeh registrationBehaviour) *simulator {
 	return &simulator{
-		out: out, conn: conn, cfgDir: cfgDir, beh: beh, ctx: ctx,
-		running: map[string]*clusterAgent{}, lastSeen: map[string][]workv1.ManifestWork{},
+		out: out, conn: conn, cfgDir: cfgDir, mode: mode, beh: beh, regBeh: regBeh, ctx: ctx,
+		running: map[string]*clusterRuntime{}, lastSeen: map[string][]workv1.ManifestWork{},
 	}
 }
 
-// startCluster starts one cluster's work agent; with keepStore its store is pre-filled with the works it had when
-// it was last stopped. It emits cluster-started with the number of carried-over works.
+func (s *simulator) runsWork() bool         { return s.mode == "work" || s.mode == "both" }
+func (s *simulator) runsRegistration() bool { return s.mode == "registration" || s.mode == "both" }
+
+// startCluster starts one cluster's agents; with keepStore the work store is pre-filled with the works it had
+// when it was last stopped. It emits cluster-started with the number of carried-over works.
 func (s *simulator) startCluster(name string, keepStore bool) error {
 	if name == "" {
 		return fmt.Errorf("cluster name is required")
@@ -52,24 +64,35 @@ func (s *simulator) startCluster(name string, keepStore bool) error {
 		return err
 	}
 	start := time.Now()
-	agent, err := startClusterAgent(s.ctx, name, path, seed, s.out, s.beh)
-	if err != nil {
-		return err
+	rt := &clusterRuntime{}
+	if s.runsRegistration() {
+		if rt.reg, err = startRegistrationAgent(s.ctx, name, path, s.out, s.regBeh); err != nil {
+			return err
+		}
+	}
+	if s.runsWork() {
+		if rt.work, err = startClusterAgent(s.ctx, name, path, seed, s.out, s.beh); err != nil {
+			if rt.reg != nil {
+				rt.reg.stop()
+			}
+			return err
+		}
 	}
 	s.mu.Lock()
-	s.running[name] = agent
+	s.running[name] = rt
 	s.mu.Unlock()
-	s.out.emit("cluster-started", fields{
-		"cluster": name, "seeded": len(seed), "clientID": name + "-work-agent",
-		"ms": time.Since(start).Milliseconds(),
-	})
+	f := fields{"cluster": name, "seeded": len(seed), "mode": s.mode, "ms": time.Since(start).Milliseconds()}
+	if rt.work != nil {
+		f["clientID"] = name + "-work-agent"
+	}
+	s.out.emit("cluster-started", f)
 	return nil
 }
 
-// stopCluster remembers the cluster's store contents, then cancels it and closes its connection.
+// stopCluster remembers the work store's contents, then cancels the cluster's agents and closes their connections.
 func (s *simulator) stopCluster(name string) (int, error) {
 	s.mu.Lock()
-	agent, ok := s.running[name]
+	rt, ok := s.running[name]
 	if ok {
 		delete(s.running, name)
 	}
@@ -77,13 +100,20 @@ func (s *simulator) stopCluster(name string) (int, error) {
 	if !ok {
 		return 0, fmt.Errorf("cluster %s is not running", name)
 	}
-	ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
-	items, err := agent.snapshot(ctx)
-	cancel()
-	if err != nil {
-		s.out.error(name, "snapshot store before stop", err)
+	var items []workv1.ManifestWork
+	if rt.work != nil {
+		ctx, cancel := context.WithTimeout(s.ctx, 2*time.Second)
+		var err error
+		items, err = rt.work.snapshot(ctx)
+		cancel()
+		if err != nil {
+			s.out.error(name, "snapshot store before stop", err)
+		}
+		rt.work.stop()
 	}
-	agent.stop()
+	if rt.reg != nil {
+		rt.reg.stop()
+	}
 	s.mu.Lock()
 	s.lastSeen[name] = items
 	s.mu.Unlock()
@@ -115,12 +145,16 @@ func (s *simulator) clusterNames() []string {
 	return names
 }
 
+// agent returns the work agent of a running cluster.
 func (s *simulator) agent(name string) (*clusterAgent, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	a, ok := s.running[name]
+	rt, ok := s.running[name]
 	if !ok {
 		return nil, fmt.Errorf("cluster %s is not running", name)
 	}
-	return a, nil
+	if rt.work == nil {
+		return nil, fmt.Errorf("cluster %s runs no work agent (--mode %s)", name, s.mode)
+	}
+	return rt.work, nil
 }

@@ -90,10 +90,11 @@ func main() {
 	})
 	svc := newWorkService(out)
 	broker.RegisterService(ctx, payload.ManifestBundleEventDataType, svc)
+	newRegistrationServices(out).register(ctx, broker)
 	srv := grpc.NewServer()
 	pbv1.RegisterCloudEventServiceServer(srv, &observingBroker{GRPCBroker: broker, out: out})
 	go func() {
-		if err := srv.Serve(lis); err != nil {
+		if err := srv.Serve(&countingListener{Listener: lis, out: out}); err != nil {
 			out.emit("error", fields{"message": "serve: " + err.Error()})
 		}
 	}()
