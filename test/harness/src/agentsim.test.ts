@@ -169,7 +169,12 @@ describe.each(AGENTSIM_VERSIONS)("agentsim %s against sdk-go's broker", (version
     const status = await server.waitFor((e) => is("status", { uid })(e) && hasCondition(e, "Available", "False", 1));
     expect(hasCondition(status, "Applied", "True", 1)).toBe(true);
 
-    const bad = await sim.command({ cmd: "publish-status", cluster, uid, conditions: [{ type: "X", status: "Maybe" }] });
+    const bad = await sim.command({
+      cmd: "publish-status",
+      cluster,
+      uid,
+      conditions: [{ type: "X", status: "Maybe" }],
+    });
     expect(bad.ok).toBe(false);
     expect(String(bad.error)).toMatch(/True, False or Unknown/);
   });
@@ -193,7 +198,7 @@ describe.each(AGENTSIM_VERSIONS)("agentsim %s against sdk-go's broker", (version
     const seeded = await sim.waitFor(is("work-added", { uid: w2!.uid, seeded: true }));
     expect(seeded.generation).toBe(1);
     const kept = await server.waitFor(
-      (e) => e.event === "resync-request" && e.cluster === cluster && resyncRequests(server, cluster).indexOf(e) >= before,
+      (e) => is("resync-request", { cluster })(e) && resyncRequests(server, cluster).indexOf(e) >= before,
       15_000,
     );
     expect(resourceIDs(kept)).toEqual([w2!.uid]);
@@ -204,7 +209,7 @@ describe.each(AGENTSIM_VERSIONS)("agentsim %s against sdk-go's broker", (version
     const addedBefore = sim.events.length;
     expect((await sim.command({ cmd: "start-cluster", cluster })).ok).toBe(true);
     const fresh = await server.waitFor(
-      (e) => e.event === "resync-request" && e.cluster === cluster && resyncRequests(server, cluster).indexOf(e) >= before,
+      (e) => is("resync-request", { cluster })(e) && resyncRequests(server, cluster).indexOf(e) >= before,
       15_000,
     );
     expect(resourceIDs(fresh)).toEqual([]);
@@ -258,7 +263,7 @@ describe.each(AGENTSIM_VERSIONS)("agentsim %s --mode registration", (version) =>
     expect(sim?.events.filter((e) => e.event === "error")).toEqual([]);
   });
 
-  it("registers the cluster, creates a CSR and an event, reports status and renews the lease", async () => {
+  it("registers, creates a CSR and an event, reports cluster and addon status, renews the lease", async () => {
     const cluster = "reg1";
     server = await startAgentSimRefServer({ heartbeatInterval: "1s", duration: "1m" });
     sim = await startAgentSim({
@@ -289,12 +294,19 @@ describe.each(AGENTSIM_VERSIONS)("agentsim %s --mode registration", (version) =>
     expect([...renewals].sort()).toEqual(renewals);
     expect(new Set(renewals).size).toBe(renewals.length);
 
-    // All registration clients of a cluster share one connection, as in the klusterlet's gRPC driver.
-    // sdk-go's GRPCDialer reuses its cached connection only while it is Connecting or Ready, and a new grpc-go
-    // ClientConn starts Idle, so clients built back to back may each open one: at most one per client.
+    // The addon client speaks v1alpha1 up to sdk-go v1.2.0 and v1beta1 from v1.3.
+    const addonVersion = `addon.open-cluster-management.io/${version === "v1.3" ? "v1beta1" : "v1alpha1"}`;
+    const addonStatus = await server.waitFor(is("addon-status", { cluster, name: "agentsim-addon" }));
+    expect(addonStatus.apiVersion).toBe(addonVersion);
+    expect(hasCondition(addonStatus, "Available", "True")).toBe(true);
+    expect((await sim.waitFor(is("addon-status-published", { cluster }))).apiVersion).toBe(addonVersion);
+
+    // All registration clients of a cluster share one GRPCOptions (one dialer), as in the klusterlet's gRPC
+    // driver. The dialer reuses its cached connection only while it is Connecting or Ready, and a new grpc-go
+    // ClientConn starts Idle, so clients built back to back may each open one: at most one per client (5).
     const opened = connections(server, "connection-opened");
     expect(opened).toBeGreaterThanOrEqual(1);
-    expect(opened).toBeLessThanOrEqual(4);
+    expect(opened).toBeLessThanOrEqual(5);
     // No work agent in this mode.
     expect(await sim.command({ cmd: "list", cluster })).toMatchObject({ ok: false });
   });

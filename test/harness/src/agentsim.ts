@@ -224,7 +224,9 @@ export class JsonLinePeer {
         if (this.#exit) return;
         this.#exit = exit;
         livePeers.delete(this.pid);
-        const err = new Error(`${this.#name} exited (${this.#describeExit()}) before the awaited line arrived${this.#tail()}`);
+        const err = new Error(
+          `${this.#name} exited (${this.#describeExit()}) before the awaited line arrived${this.#tail()}`,
+        );
         for (const w of this.#waiters) {
           clearTimeout(w.timer);
           w.reject(err);
@@ -322,7 +324,10 @@ export class JsonLinePeer {
    * Sends one command (a JSON object with `cmd`) and resolves with its `reply` line. An `id` is added when absent.
    * The reply has `ok: true` or `ok: false` with `error`; this method does not reject on `ok: false`.
    */
-  command(cmd: { cmd: string; id?: number | string; [field: string]: unknown }, timeoutMs = 30_000): Promise<AgentSimEvent> {
+  command(
+    cmd: { cmd: string; id?: number | string; [field: string]: unknown },
+    timeoutMs = 30_000,
+  ): Promise<AgentSimEvent> {
     const id = cmd.id ?? `c${this.#nextId++}`;
     if (!this.running || !this.#child.stdin?.writable) {
       return Promise.reject(new Error(`${this.#name} is not running; cannot send ${cmd.cmd}${this.#tail()}`));

@@ -26,7 +26,7 @@ build_flags=(-trimpath -buildvcs=false -ldflags "-s -w")
 # name -> "modfile|tags"; modfile "go.mod" means the module's default file.
 declare -A recipes=(
   [v1.1.0]="go.v1.1.0.mod|sdk_v1_1"
-  [v1.2.0]="go.v1.2.0.mod|"
+  [v1.2.0]="go.v1.2.0.mod|sdk_v1_2"
   [v1.3]="go.mod|"
   [refserver]="go.mod|"
 )

@@ -47,8 +47,9 @@ type registrationBehaviour struct {
 }
 
 // registrationAgent is one simulated cluster's registration agent. Like the klusterlet's gRPC registration driver,
-// it builds every client (managedclusters, CSR, lease, event) from ONE gRPC options object, so all of them share
-// one HTTP/2 connection, separate from the cluster's work agent.
+// it builds every client (managedclusters, CSR, lease, event, addon) from ONE gRPC options object, i.e. one
+// GRPCDialer, separate from the cluster's work agent. (The dialer reuses its connection only while it is
+// Connecting or Ready, so clients built back to back may still open one connection each; see README.)
 type registrationAgent struct {
 	name     string
 	out      *emitter
@@ -116,6 +117,11 @@ func startRegistrationAgent(parent context.Context, name, configPath string, out
 			WithClusterName(name).WithSubscription(false).WithResyncEnabled(false))
 	if err != nil {
 		return fail("create event client", err)
+	}
+
+	// Addon client (data type per sdk-go generation, see addon_v1_*.go); it starts its own informer.
+	if err := r.startAddonClient(ctx); err != nil {
+		return fail("create addon client", err)
 	}
 
 	clusterFactory.Start(ctx.Done())

@@ -20,8 +20,12 @@ import (
 	kubetypes "k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 
+	addonv1alpha1 "open-cluster-management.io/api/addon/v1alpha1"
+	addonv1beta1 "open-cluster-management.io/api/addon/v1beta1"
 	clusterv1 "open-cluster-management.io/api/cluster/v1"
 
+	cloudeventsaddonv1alpha1 "open-cluster-management.io/sdk-go/pkg/cloudevents/clients/addon/v1alpha1"
+	cloudeventsaddonv1beta1 "open-cluster-management.io/sdk-go/pkg/cloudevents/clients/addon/v1beta1"
 	"open-cluster-management.io/sdk-go/pkg/cloudevents/clients/cluster"
 	"open-cluster-management.io/sdk-go/pkg/cloudevents/clients/csr"
 	"open-cluster-management.io/sdk-go/pkg/cloudevents/clients/event"
@@ -147,10 +151,41 @@ func (s *memService[T]) send(ctx context.Context, action types.EventAction, obj 
 // registrationServices are the hub side of the registration data types, behaving like a small OCM hub: an agent's
 // ManagedCluster create is accepted and echoed, and the hub then creates the cluster's lease.
 type registrationServices struct {
-	clusters *memService[*clusterv1.ManagedCluster]
-	leases   *memService[*coordinationv1.Lease]
-	csrs     *memService[*certificatesv1.CertificateSigningRequest]
-	events   *memService[*eventsv1.Event]
+	clusters      *memService[*clusterv1.ManagedCluster]
+	leases        *memService[*coordinationv1.Lease]
+	csrs          *memService[*certificatesv1.CertificateSigningRequest]
+	events        *memService[*eventsv1.Event]
+	addonsV1alpha *memService[*addonv1alpha1.ManagedClusterAddOn]
+	addonsV1beta  *memService[*addonv1beta1.ManagedClusterAddOn]
+}
+
+// addonName is the ManagedClusterAddOn the reference hub creates for every registered cluster, in both API versions
+// (sdk-go v1.1 and v1.2 agents subscribe to v1alpha1, v1.3 agents to v1beta1).
+const addonName = "agentsim-addon"
+
+// addonStatusAccept stores an agent's addon status patch and sends the updated addon back, like the hub's informer.
+func addonStatusAccept[T generic.ResourceObject](out *emitter, apiVersion string, conditionsOf func(T) []metav1.Condition,
+	withStatus func(last, reported T) T) func(context.Context, *memService[T], types.CloudEventsType, T) error {
+	return func(ctx context.Context, s *memService[T], t types.CloudEventsType, reported T) error {
+		if t.Action != types.UpdateRequestAction || t.SubResource != types.SubResourceStatus {
+			return fmt.Errorf("managedclusteraddons: unsupported %s %s", t.SubResource, t.Action)
+		}
+		acc, err := meta.Accessor(reported)
+		if err != nil {
+			return err
+		}
+		last, ok := s.get(acc.GetNamespace(), acc.GetName())
+		if !ok {
+			return apierrors.NewNotFound(addonv1alpha1.Resource("managedclusteraddons"), acc.GetName())
+		}
+		stored, err := s.store(withStatus(last, reported))
+		if err != nil {
+			return err
+		}
+		out.emit("addon-status", fields{"cluster": acc.GetNamespace(), "name": acc.GetName(), "apiVersion": apiVersion,
+			"conditions": summary(conditionsOf(stored))})
+		return s.send(ctx, types.UpdateRequestAction, stored)
+	}
 }
 
 func newRegistrationServices(out *emitter) *registrationServices {
@@ -199,7 +234,10 @@ func newRegistrationServices(out *emitter) *registrationServices {
 				if err := s.send(ctx, types.CreateRequestAction, stored); err != nil {
 					return err
 				}
-				return r.createLease(ctx, c.Name)
+				if err := r.createLease(ctx, c.Name); err != nil {
+					return err
+				}
+				return r.createAddons(ctx, c.Name)
 			case t.Action == types.UpdateRequestAction && t.SubResource == types.SubResourceStatus:
 				last, ok := s.get("", c.Name)
 				if !ok {
@@ -253,7 +291,52 @@ func newRegistrationServices(out *emitter) *registrationServices {
 			return nil
 		},
 	}
+	r.addonsV1alpha = &memService[*addonv1alpha1.ManagedClusterAddOn]{
+		out: out, codec: cloudeventsaddonv1alpha1.NewManagedClusterAddOnCodec(), listable: true,
+		objs:      map[string]*addonv1alpha1.ManagedClusterAddOn{},
+		clusterOf: func(a *addonv1alpha1.ManagedClusterAddOn) string { return a.Namespace },
+		accept: addonStatusAccept(out, "addon.open-cluster-management.io/v1alpha1",
+			func(a *addonv1alpha1.ManagedClusterAddOn) []metav1.Condition { return a.Status.Conditions },
+			func(last, reported *addonv1alpha1.ManagedClusterAddOn) *addonv1alpha1.ManagedClusterAddOn {
+				updated := last.DeepCopy()
+				updated.Status = reported.Status
+				return updated
+			}),
+	}
+	r.addonsV1beta = &memService[*addonv1beta1.ManagedClusterAddOn]{
+		out: out, codec: cloudeventsaddonv1beta1.NewManagedClusterAddOnCodec(), listable: true,
+		objs:      map[string]*addonv1beta1.ManagedClusterAddOn{},
+		clusterOf: func(a *addonv1beta1.ManagedClusterAddOn) string { return a.Namespace },
+		accept: addonStatusAccept(out, "addon.open-cluster-management.io/v1beta1",
+			func(a *addonv1beta1.ManagedClusterAddOn) []metav1.Condition { return a.Status.Conditions },
+			func(last, reported *addonv1beta1.ManagedClusterAddOn) *addonv1beta1.ManagedClusterAddOn {
+				updated := last.DeepCopy()
+				updated.Status = reported.Status
+				return updated
+			}),
+	}
 	return r
+}
+
+// createAddons is what the hub's addon manager does for an accepted cluster: one addon, in both API versions.
+func (r *registrationServices) createAddons(ctx context.Context, clusterName string) error {
+	alpha, err := r.addonsV1alpha.store(&addonv1alpha1.ManagedClusterAddOn{
+		ObjectMeta: metav1.ObjectMeta{Name: addonName, Namespace: clusterName},
+		Spec:       addonv1alpha1.ManagedClusterAddOnSpec{InstallNamespace: "open-cluster-management-agent-addon"},
+	})
+	if err != nil {
+		return err
+	}
+	if err := r.addonsV1alpha.send(ctx, types.CreateRequestAction, alpha); err != nil {
+		return err
+	}
+	beta, err := r.addonsV1beta.store(&addonv1beta1.ManagedClusterAddOn{
+		ObjectMeta: metav1.ObjectMeta{Name: addonName, Namespace: clusterName},
+	})
+	if err != nil {
+		return err
+	}
+	return r.addonsV1beta.send(ctx, types.CreateRequestAction, beta)
 }
 
 // createLease is what the hub's lease controller does for an accepted cluster.
@@ -274,4 +357,6 @@ func (r *registrationServices) register(ctx context.Context, broker server.Agent
 	broker.RegisterService(ctx, r.leases.codec.EventDataType(), r.leases)
 	broker.RegisterService(ctx, r.csrs.codec.EventDataType(), r.csrs)
 	broker.RegisterService(ctx, r.events.codec.EventDataType(), r.events)
+	broker.RegisterService(ctx, r.addonsV1alpha.codec.EventDataType(), r.addonsV1alpha)
+	broker.RegisterService(ctx, r.addonsV1beta.codec.EventDataType(), r.addonsV1beta)
 }
