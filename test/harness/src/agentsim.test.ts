@@ -1,3 +1,8 @@
+import { X509Certificate, createPrivateKey } from "node:crypto";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 import {
@@ -278,7 +283,7 @@ describe.each(AGENTSIM_VERSIONS)("agentsim %s --mode registration", (version) =>
     const created = await server.waitFor(is("managedcluster-created", { cluster }));
     expect(created.hubAcceptsClient).toBe(true);
     const csr = await server.waitFor(is("csr-created", { cluster }));
-    expect(csr.signerName).toBe("kubernetes.io/kube-apiserver-client");
+    expect(csr.signerName).toBe("open-cluster-management.io/grpc");
     expect(csr.requestBytes).toBeGreaterThan(100);
     expect((await server.waitFor(is("event-created", { cluster }))).reason).toBe("AgentSimStarted");
 
@@ -309,5 +314,150 @@ describe.each(AGENTSIM_VERSIONS)("agentsim %s --mode registration", (version) =>
     expect(opened).toBeLessThanOrEqual(5);
     // No work agent in this mode.
     expect(await sim.command({ cmd: "list", cluster })).toMatchObject({ ok: false });
+  });
+});
+
+// The join flow of OCM's gRPC registration (hub-services.md §4): the agent creates its cluster and a CSR for
+// CN=system:open-cluster-management:<cluster>:<agent>; the hub approves and signs it; the agent picks up the
+// certificate through its CSR informer; the hub sets the cluster's conditions and the agent sees them.
+const GRPC_SIGNER = "open-cluster-management.io/grpc";
+const CLUSTER_LABEL = "open-cluster-management.io/cluster-name";
+
+describe.each(AGENTSIM_VERSIONS)("agentsim %s join flow", (version) => {
+  let server: AgentSimRefServerHandle | undefined;
+  let sim: AgentSimHandle | undefined;
+  let certDir: string | undefined;
+
+  afterAll(async () => {
+    expect(await sim?.stop()).toEqual({ code: 0, signal: null });
+    await server?.stop();
+    // The only error lines are those of the CSR the test denies.
+    expect(sim?.events.filter((e) => e.event === "error" && e.cluster !== "denied1")).toEqual([]);
+    if (certDir) await rm(certDir, { recursive: true, force: true });
+  });
+
+  it("creates a gRPC-signer CSR, receives the signed certificate, then the hub's Joined and Available", async () => {
+    const cluster = "join1";
+    certDir = await mkdtemp(join(tmpdir(), "agentsim-join-"));
+    server = await startAgentSimRefServer({ heartbeatInterval: "1s", duration: "1m", certDuration: "1h" });
+    sim = await startAgentSim({
+      version,
+      server: server.address,
+      clusters: [cluster],
+      mode: "registration",
+      clusterStatusPatch: false,
+      csrWait: "30s",
+      certDir,
+      leaseInterval: "300ms",
+      reconnectDelay: "300ms",
+      duration: "1m",
+    });
+    const subject = {
+      commonName: `system:open-cluster-management:${cluster}:agentsim`,
+      organizations: [`system:open-cluster-management:${cluster}`, "system:open-cluster-management:managed-clusters"],
+    };
+
+    // 1. The agent creates its cluster and the CSR; the hub sees the klusterlet's CSR shape.
+    await server.waitFor(is("managedcluster-created", { cluster }));
+    const created = await server.waitFor(is("csr-created", { cluster }));
+    expect(created).toMatchObject({
+      signerName: GRPC_SIGNER,
+      usages: ["digital signature", "key encipherment", "client auth"],
+      labels: { [CLUSTER_LABEL]: cluster },
+      ...subject,
+    });
+    const csrName = String(created.name);
+    expect(csrName).toMatch(new RegExp(`^${cluster}-[a-z0-9]{5}$`));
+    expect(await sim.waitFor(is("csr-create-published", { cluster }))).toMatchObject({ name: csrName, ...subject });
+    // It waits: nothing is approved or joined yet, and with --cluster-status-patch=false it reports no status.
+    await sim.waitFor(is("managedcluster-added", { cluster }));
+    const early = /^(csr-approved|certificate-received|managedcluster-(joined|available))$/;
+    expect(sim.events.filter((e) => early.test(e.event))).toEqual([]);
+
+    // 2. The hub approves, then signs (two updates, like OCM's approving and signing controllers).
+    const approved = await server.command({ cmd: "approve-csr", cluster });
+    expect(approved, JSON.stringify(approved)).toMatchObject({ ok: true });
+    const signed = (approved.csrs as Record<string, unknown>[])[0]!;
+    expect(signed).toMatchObject({ name: csrName, ...subject });
+
+    // 3. The agent sees the approval and the certificate through its CSR informer.
+    expect(await sim.waitFor(is("csr-approved", { cluster, name: csrName }))).toMatchObject({
+      reason: "AgentSimRefServerApproved",
+    });
+    const cert = await sim.waitFor(is("certificate-received", { cluster, name: csrName }));
+    expect(cert).toMatchObject({
+      ...subject,
+      issuer: "agentsim-refserver-ca",
+      serial: signed.serial,
+      notAfter: signed.notAfter,
+      subjectMatches: true,
+      clientAuth: true,
+      chainLength: 1,
+    });
+    const notAfter = Date.parse(String(cert.notAfter));
+    expect(notAfter).toBeGreaterThan(Date.now() + 50 * 60_000);
+    expect(notAfter).toBeLessThanOrEqual(Date.now() + 61 * 60_000);
+    // The written pair: the certificate belongs to the agent's key and chains to the hub's test CA.
+    const x509 = new X509Certificate(await readFile(String(cert.certFile)));
+    expect(x509.checkPrivateKey(createPrivateKey(await readFile(String(cert.keyFile))))).toBe(true);
+    const ca = await server.command({ cmd: "ca" });
+    expect(x509.verify(new X509Certificate(String(ca.pem)).publicKey)).toBe(true);
+    expect(x509.subject).toContain(`CN=${subject.commonName}`);
+
+    // 4. The hub accepts the cluster and sets Joined and Available; the agent reports each as it arrives.
+    const set = await server.command({
+      cmd: "set-cluster-conditions",
+      cluster,
+      conditions: [
+        { type: "HubAcceptedManagedCluster", status: "True", reason: "HubClusterAdminAccepted" },
+        { type: "ManagedClusterJoined", status: "True", reason: "ManagedClusterJoined" },
+      ],
+    });
+    expect(set, JSON.stringify(set)).toMatchObject({ ok: true });
+    expect(await sim.waitFor(is("managedcluster-accepted", { cluster }))).toMatchObject({
+      reason: "HubClusterAdminAccepted",
+    });
+    expect(await sim.waitFor(is("managedcluster-joined", { cluster }))).toMatchObject({
+      condition: "ManagedClusterJoined",
+      reason: "ManagedClusterJoined",
+    });
+    expect(sim.events.some(is("managedcluster-available", { cluster }))).toBe(false);
+    expect(
+      (
+        await server.command({
+          cmd: "set-cluster-conditions",
+          cluster,
+          conditions: [{ type: "ManagedClusterConditionAvailable", status: "True", reason: "ManagedClusterAvailable" }],
+        })
+      ).ok,
+    ).toBe(true);
+    const available = await sim.waitFor(is("managedcluster-available", { cluster }));
+    expect(available).toMatchObject({
+      condition: "ManagedClusterConditionAvailable",
+      reason: "ManagedClusterAvailable",
+    });
+    // Each transition is reported once.
+    expect(sim.events.filter(is("managedcluster-joined", { cluster }))).toHaveLength(1);
+
+    // 5. The lease keeps being renewed after the join, and the agent never patched the cluster status itself.
+    const leasesBefore = server.events.filter(is("lease-updated", { cluster })).length;
+    await server.waitFor(
+      () => server!.events.filter(is("lease-updated", { cluster })).length >= leasesBefore + 2,
+      10_000,
+    );
+    expect(server.events.some(is("managedcluster-status", { cluster }))).toBe(false);
+  });
+
+  it("reports a denied CSR as csr-denied and an error line", async () => {
+    const cluster = "denied1";
+    expect((await sim!.command({ cmd: "start-cluster", cluster })).ok).toBe(true);
+    const created = await server!.waitFor(is("csr-created", { cluster }));
+    expect((await server!.command({ cmd: "deny-csr", cluster, reason: "NotAllowed" })).ok).toBe(true);
+    expect(await sim!.waitFor(is("csr-denied", { cluster, name: created.name }))).toMatchObject({
+      reason: "NotAllowed",
+    });
+    const err = await sim!.waitFor(is("error", { cluster }));
+    expect(String(err.message)).toMatch(/Denied/);
+    expect(sim!.events.some(is("certificate-received", { cluster }))).toBe(false);
   });
 });

@@ -50,12 +50,30 @@ export interface AgentSimOptions {
   /** Clusters to start at once; each gets its own gRPC connection. More can be started with `start-cluster`. */
   clusters: readonly string[];
   /**
-   * What each cluster runs: `"work"` (work agent, the default), `"registration"` (ManagedCluster, CSR, lease and
-   * event clients on one shared connection) or `"both"` (two connections per cluster).
+   * What each cluster runs: `"work"` (work agent, the default), `"registration"` (the registration agent: the
+   * ManagedCluster, CSR, lease, event and addon clients on one shared gRPC options object, doing the agent's half of
+   * the join flow) or `"both"` (both agents, each on its own gRPC options).
    */
   mode?: "work" | "registration" | "both";
   /** Registration: lease renewal period (agentsim's default `"10s"`). */
   leaseInterval?: GoDuration;
+  /**
+   * Registration: whether the agent patches its ManagedCluster status (`ManagedClusterConditionAvailable=True`,
+   * version, capacity) once the hub has sent the cluster (agentsim's default `true`). With `false` every condition
+   * comes from the hub, so `managedcluster-joined` / `managedcluster-available` show only what the hub set.
+   */
+  clusterStatusPatch?: boolean;
+  /** Registration: bound on waiting for CSR approval and the certificate (agentsim's default `"2m"`). */
+  csrWait?: GoDuration;
+  /** Registration: `spec.signerName` of the join CSR (agentsim's default `open-cluster-management.io/grpc`). */
+  csrSigner?: string;
+  /**
+   * Registration: `<agent>` in the requested certificate CN `system:open-cluster-management:<cluster>:<agent>`
+   * (agentsim's default `agentsim`).
+   */
+  agentName?: string;
+  /** Registration: write the issued certificate and key to `<certDir>/<cluster>/tls.crt` and `tls.key`. */
+  certDir?: string;
   /** sdk-go reconnect backoff (its `DelayFn`), default `"2s"` in agentsim. */
   reconnectDelay?: GoDuration;
   /** Reconnect when no server heartbeat arrives for this long. Default: off (sdk-go's default). */
@@ -76,6 +94,8 @@ export interface AgentSimRefServerOptions {
   heartbeatInterval?: GoDuration;
   /** Turn the broker's heartbeat off. */
   heartbeatDisabled?: boolean;
+  /** Validity of the certificates its test CA issues for CSRs without `spec.expirationSeconds` (default `"24h"`). */
+  certDuration?: GoDuration;
   /** Hard upper bound on the process' run time. Default `"10m"`. */
   duration?: GoDuration;
   /** Further refserver flags. */
@@ -387,6 +407,11 @@ export function agentSimArgs(opts: AgentSimOptions): string[] {
   }
   if (opts.duration !== undefined) args.push("--duration", goDuration(opts.duration));
   if (opts.leaseInterval !== undefined) args.push("--lease-interval", goDuration(opts.leaseInterval));
+  if (opts.clusterStatusPatch !== undefined) args.push(`--cluster-status-patch=${String(opts.clusterStatusPatch)}`);
+  if (opts.csrWait !== undefined) args.push("--csr-wait", goDuration(opts.csrWait));
+  if (opts.csrSigner !== undefined) args.push("--csr-signer", opts.csrSigner);
+  if (opts.agentName !== undefined) args.push("--agent-name", opts.agentName);
+  if (opts.certDir !== undefined) args.push("--cert-dir", opts.certDir);
   args.push(...(opts.extraArgs ?? []));
   return args;
 }
@@ -412,8 +437,10 @@ export async function startAgentSim(opts: AgentSimOptions): Promise<AgentSimHand
 
 /**
  * Starts the self-test reference server: sdk-go's own gRPC broker (plaintext, on a free loopback port) with an
- * in-memory manifestbundles service driven by `create`/`update`/`delete`/`list` commands. It is a known-good peer
- * for testing agentsim itself, not a model for the conductor.
+ * in-memory manifestbundles service driven by `create`/`update`/`delete`/`list` commands, and in-memory registration
+ * services whose hub side of the join flow is driven by `approve-csr`/`sign-csr`/`deny-csr`/`set-cluster-conditions`
+ * (a test CA made at start signs; `ca` returns it). It is a known-good peer for testing agentsim itself, not a model
+ * for the conductor.
  *
  * @throws Error when the binary is missing (with the build command) or the server does not start in time.
  */
@@ -422,6 +449,7 @@ export async function startAgentSimRefServer(opts: AgentSimRefServerOptions = {}
   const args = ["--listen", "127.0.0.1:0", "--duration", goDuration(opts.duration ?? "10m")];
   if (opts.heartbeatInterval !== undefined) args.push("--heartbeat-interval", goDuration(opts.heartbeatInterval));
   if (opts.heartbeatDisabled) args.push("--heartbeat-disabled");
+  if (opts.certDuration !== undefined) args.push("--cert-duration", goDuration(opts.certDuration));
   args.push(...(opts.extraArgs ?? []));
   const handle = new AgentSimRefServerHandle("agentsim refserver", binary, args);
   try {

@@ -7,6 +7,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -74,6 +75,18 @@ func parseFlags(args []string) (cliOptions, error) {
 	fs.DurationVar(&o.regBeh.leaseInterval, "lease-interval", 10*time.Second, "registration: lease renewal period")
 	fs.DurationVar(&o.regBeh.waitForHub, "hub-wait", 60*time.Second, "registration: how long to wait for the hub "+
 		"to send the ManagedCluster and the lease before reporting an error")
+	fs.StringVar(&o.regBeh.join.signerName, "csr-signer", grpcSignerName, "registration: spec.signerName of the "+
+		"join flow's CSR (OCM's gRPC registration driver uses "+grpcSignerName+")")
+	fs.StringVar(&o.regBeh.join.agentName, "agent-name", "agentsim", "registration: agent name in the requested "+
+		"certificate CN "+subjectPrefix+"<cluster>:<agent>")
+	fs.DurationVar(&o.regBeh.join.csrWait, "csr-wait", 2*time.Minute, "registration: how long to wait for the hub "+
+		"to approve the CSR and issue its certificate before reporting an error")
+	var expiration int
+	fs.IntVar(&expiration, "csr-expiration-seconds", 0, "registration: spec.expirationSeconds of the CSR (0 = unset)")
+	fs.StringVar(&o.regBeh.join.certDir, "cert-dir", "", "registration: write the issued certificate and its key "+
+		"to <dir>/<cluster>/tls.crt and tls.key")
+	fs.BoolVar(&o.regBeh.join.statusPatch, "cluster-status-patch", true, "registration: patch the ManagedCluster "+
+		"status (Available=True, version, capacity) once the hub has sent it; false leaves every condition to the hub")
 	fs.DurationVar(&o.reconnectDelay, "reconnect-delay", 2*time.Second, "sdk-go reconnect backoff (DelayFn), "+
 		"replacing the default 5s..1m")
 	fs.DurationVar(&o.duration, "duration", 10*time.Minute, "hard upper bound on run time; the process exits by "+
@@ -100,8 +113,16 @@ func parseFlags(args []string) (cliOptions, error) {
 	default:
 		return o, fmt.Errorf("--mode must be work, registration or both, got %q", o.mode)
 	}
-	if o.regBeh.leaseInterval <= 0 || o.regBeh.waitForHub <= 0 {
-		return o, fmt.Errorf("--lease-interval and --hub-wait must be positive")
+	if o.regBeh.leaseInterval <= 0 || o.regBeh.waitForHub <= 0 || o.regBeh.join.csrWait <= 0 {
+		return o, fmt.Errorf("--lease-interval, --hub-wait and --csr-wait must be positive")
+	}
+	// Kubernetes refuses expirationSeconds below 600; a test hub may accept less, so only the range is checked.
+	if expiration < 0 || expiration > math.MaxInt32 {
+		return o, fmt.Errorf("--csr-expiration-seconds must be between 0 and %d", math.MaxInt32)
+	}
+	o.regBeh.join.expirationSeconds = int32(expiration)
+	if o.regBeh.join.signerName == "" || o.regBeh.join.agentName == "" {
+		return o, fmt.Errorf("--csr-signer and --agent-name must not be empty")
 	}
 	if o.duration <= 0 {
 		return o, fmt.Errorf("--duration must be positive")

@@ -2,13 +2,7 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"sync"
@@ -44,6 +38,7 @@ type registrationBehaviour struct {
 	leaseInterval time.Duration // how often the lease is renewed
 	waitForHub    time.Duration // bound on waiting for the hub to send the ManagedCluster or the lease
 	opTimeout     time.Duration
+	join          joinBehaviour
 }
 
 // registrationAgent is one simulated cluster's registration agent. Like the klusterlet's gRPC registration driver,
@@ -58,6 +53,9 @@ type registrationAgent struct {
 	grpcOpts *grpcoptions.GRPCOptions
 	wg       sync.WaitGroup
 	stopOnce sync.Once
+
+	csrChanged chan struct{}           // the CSR informer saw a change (capacity 1, never blocks)
+	conds      clusterConditionTracker // which hub-set ManagedCluster conditions were True
 }
 
 func startRegistrationAgent(parent context.Context, name, configPath string, out *emitter,
@@ -67,7 +65,8 @@ func startRegistrationAgent(parent context.Context, name, configPath string, out
 		return nil, fmt.Errorf("build gRPC options from %s: %w", configPath, err)
 	}
 	ctx, cancel := context.WithCancel(parent)
-	r := &registrationAgent{name: name, out: out, beh: beh, cancel: cancel, grpcOpts: grpcOpts}
+	r := &registrationAgent{name: name, out: out, beh: beh, cancel: cancel, grpcOpts: grpcOpts,
+		csrChanged: make(chan struct{}, 1)}
 	fail := func(what string, err error) (*registrationAgent, error) {
 		r.stop()
 		return nil, fmt.Errorf("%s: %w", what, err)
@@ -100,6 +99,13 @@ func startRegistrationAgent(parent context.Context, name, configPath string, out
 			WithClientWatcherStore(store.NewAgentInformerWatcherStore[*certificatesv1.CertificateSigningRequest]()))
 	if err != nil {
 		return fail("create csr client", err)
+	}
+	// The join flow watches its CSR through this informer, as the klusterlet's gRPC driver does.
+	if _, err := csrHolder.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { r.onCSR("csr-added", obj) },
+		UpdateFunc: func(_, obj any) { r.onCSR("csr-updated", obj) },
+	}); err != nil {
+		return fail("csr informer", err)
 	}
 
 	// Lease client on a simple store, filled by the hub's spec events and resync.
@@ -150,6 +156,7 @@ func (r *registrationAgent) onCluster(eventName string, obj any) {
 		"cluster": r.name, "name": mc.Name, "resourceVersion": mc.ResourceVersion,
 		"hubAcceptsClient": mc.Spec.HubAcceptsClient, "conditions": conditionSummary(mc.Status.Conditions),
 	})
+	r.conds.observe(r, mc)
 }
 
 func (r *registrationAgent) stop() {
@@ -168,8 +175,8 @@ func (r *registrationAgent) stop() {
 	})
 }
 
-// register creates the ManagedCluster, a CSR and an event, then waits for the hub to send the ManagedCluster back
-// and reports its status.
+// register creates the ManagedCluster, a CSR (whose certificate it then awaits in the background) and an event, then
+// waits for the hub to send the ManagedCluster back and, unless --cluster-status-patch=false, reports its status.
 func (r *registrationAgent) register(ctx context.Context, clusterHolder *cluster.ClientHolder,
 	csrHolder *csr.ClientHolder, eventHolder *event.EventV1ClientWrapper) {
 	opCtx, cancel := context.WithTimeout(ctx, r.beh.opTimeout)
@@ -188,23 +195,7 @@ func (r *registrationAgent) register(ctx context.Context, clusterHolder *cluster
 		r.out.error(r.name, "create managedcluster", err)
 	}
 
-	if req, err := csrRequest(r.name); err != nil {
-		r.out.error(r.name, "build csr", err)
-	} else if created, err := csrHolder.Clients().Create(opCtx, &certificatesv1.CertificateSigningRequest{
-		ObjectMeta: metav1.ObjectMeta{
-			GenerateName: r.name + "-",
-			Labels:       map[string]string{"open-cluster-management.io/cluster-name": r.name},
-		},
-		Spec: certificatesv1.CertificateSigningRequestSpec{
-			Request:    req,
-			SignerName: certificatesv1.KubeAPIServerClientSignerName,
-			Usages:     []certificatesv1.KeyUsage{certificatesv1.UsageDigitalSignature, certificatesv1.UsageClientAuth},
-		},
-	}, metav1.CreateOptions{}); err != nil {
-		r.out.error(r.name, "create csr", err)
-	} else {
-		r.out.emit("csr-create-published", fields{"cluster": r.name, "name": created.Name})
-	}
+	r.createCSR(opCtx, ctx, csrHolder)
 
 	now := time.Now()
 	ev := &eventsv1.Event{
@@ -235,6 +226,9 @@ func (r *registrationAgent) register(ctx context.Context, clusterHolder *cluster
 	})
 	if err != nil {
 		r.out.error(r.name, "wait for managedcluster from the hub", err)
+		return
+	}
+	if !r.beh.join.statusPatch {
 		return
 	}
 	status := clusterv1.ManagedClusterStatus{
@@ -321,20 +315,44 @@ func waitFor[T any](ctx context.Context, timeout time.Duration, get func() (T, b
 	}
 }
 
-// csrRequest returns a PEM certificate request for the cluster's agent identity (a fresh P-256 key).
-func csrRequest(cluster string) ([]byte, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+// createCSR publishes the join flow's CSR (a fresh key; signer, usages, subject and label as the klusterlet's gRPC
+// registration driver sets them) and starts waiting for its certificate in the background.
+func (r *registrationAgent) createCSR(opCtx, ctx context.Context, csrHolder *csr.ClientHolder) {
+	subject := agentSubject(r.name, r.beh.join.agentName)
+	keyPEM, reqPEM, err := newAgentKeyAndRequest(subject)
 	if err != nil {
-		return nil, err
+		r.out.error(r.name, "build csr", err)
+		return
 	}
-	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{
-		Subject: pkix.Name{
-			CommonName:   "system:open-cluster-management:" + cluster + ":agentsim",
-			Organization: []string{"system:open-cluster-management:" + cluster},
+	labels := map[string]string{clusterNameLabel: r.name}
+	req := &certificatesv1.CertificateSigningRequest{
+		ObjectMeta: metav1.ObjectMeta{GenerateName: r.name + "-", Labels: labels},
+		Spec: certificatesv1.CertificateSigningRequestSpec{
+			Request: reqPEM, SignerName: r.beh.join.signerName, Usages: csrUsages,
 		},
-	}, key)
-	if err != nil {
-		return nil, err
 	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}), nil
+	if r.beh.join.expirationSeconds > 0 {
+		req.Spec.ExpirationSeconds = &r.beh.join.expirationSeconds
+	}
+	created, err := csrHolder.Clients().Create(opCtx, req, metav1.CreateOptions{})
+	if err != nil {
+		r.out.error(r.name, "create csr", err)
+		return
+	}
+	usages := make([]string, 0, len(csrUsages))
+	for _, u := range csrUsages {
+		usages = append(usages, string(u))
+	}
+	f := fields{"cluster": r.name, "name": created.Name, "signerName": r.beh.join.signerName, "usages": usages,
+		"commonName": subject.CommonName, "organizations": subject.Organization, "labels": labels}
+	if req.Spec.ExpirationSeconds != nil {
+		f["expirationSeconds"] = *req.Spec.ExpirationSeconds
+	}
+	r.out.emit("csr-create-published", f)
+	p := pendingCSR{name: created.Name, keyPEM: keyPEM, subject: subject, created: time.Now()}
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		r.awaitCertificate(ctx, csrHolder.Informer(), p)
+	}()
 }

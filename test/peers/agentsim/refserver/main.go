@@ -55,6 +55,20 @@ type command struct {
 	UID       string            `json:"uid"`
 	Manifests int               `json:"manifests"`
 	Labels    map[string]string `json:"labels"`
+	// join flow (join_services.go)
+	Sign             *bool            `json:"sign"`
+	Reason           string           `json:"reason"`
+	Message          string           `json:"message"`
+	Conditions       []conditionInput `json:"conditions"`
+	HubAcceptsClient *bool            `json:"hubAcceptsClient"`
+}
+
+// conditionInput is one condition of a set-cluster-conditions command.
+type conditionInput struct {
+	Type    string `json:"type"`
+	Status  string `json:"status"`
+	Reason  string `json:"reason"`
+	Message string `json:"message"`
 }
 
 func main() {
@@ -62,6 +76,8 @@ func main() {
 	heartbeat := flag.Duration("heartbeat-interval", 10*time.Second, "broker heartbeat interval (sdk-go default 10s)")
 	noHeartbeat := flag.Bool("heartbeat-disabled", false, "disable broker heartbeats")
 	duration := flag.Duration("duration", 10*time.Minute, "hard upper bound on run time")
+	certTTL := flag.Duration("cert-duration", 24*time.Hour, "validity of certificates issued for CSRs without "+
+		"spec.expirationSeconds")
 	verbosity := flag.Int("v", 0, "klog verbosity (stderr)")
 	flag.Parse()
 
@@ -90,7 +106,13 @@ func main() {
 	})
 	svc := newWorkService(out)
 	broker.RegisterService(ctx, payload.ManifestBundleEventDataType, svc)
-	newRegistrationServices(out).register(ctx, broker)
+	ca, err := newTestCA()
+	if err != nil {
+		out.emit("error", fields{"message": "test CA: " + err.Error()})
+		os.Exit(1)
+	}
+	reg := newRegistrationServices(out, ca, *certTTL)
+	reg.register(ctx, broker)
 	srv := grpc.NewServer()
 	pbv1.RegisterCloudEventServiceServer(srv, &observingBroker{GRPCBroker: broker, out: out})
 	go func() {
@@ -116,7 +138,7 @@ func main() {
 				done <- "quit"
 				return
 			}
-			reply := run(ctx, svc, cmd)
+			reply := run(ctx, svc, reg, cmd)
 			reply["id"], reply["cmd"] = cmd.ID, cmd.Cmd
 			out.emit("reply", reply)
 		}
@@ -143,7 +165,7 @@ func main() {
 	out.emit("exit", fields{"reason": why})
 }
 
-func run(ctx context.Context, svc *workService, cmd command) fields {
+func run(ctx context.Context, svc *workService, reg *registrationServices, cmd command) fields {
 	opCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	switch cmd.Cmd {
@@ -175,8 +197,19 @@ func run(ctx context.Context, svc *workService, cmd command) fields {
 				"conditions": summary(w.Status.Conditions)})
 		}
 		return fields{"ok": true, "works": works}
+	case "approve-csr":
+		return reg.approveCSRs(opCtx, cmd)
+	case "sign-csr":
+		return reg.signCSRs(opCtx, cmd)
+	case "deny-csr":
+		return reg.denyCSRs(opCtx, cmd)
+	case "set-cluster-conditions":
+		return reg.setClusterConditions(opCtx, cmd)
+	case "ca":
+		return fields{"ok": true, "commonName": reg.ca.cert.Subject.CommonName, "pem": string(reg.ca.certPEM)}
 	default:
-		return fields{"ok": false, "error": fmt.Sprintf("unknown cmd %q (create, update, delete, list, quit)", cmd.Cmd)}
+		return fields{"ok": false, "error": fmt.Sprintf("unknown cmd %q (create, update, delete, list, approve-csr, "+
+			"sign-csr, deny-csr, set-cluster-conditions, ca, quit)", cmd.Cmd)}
 	}
 }
 

@@ -151,6 +151,8 @@ func (s *memService[T]) send(ctx context.Context, action types.EventAction, obj 
 // registrationServices are the hub side of the registration data types, behaving like a small OCM hub: an agent's
 // ManagedCluster create is accepted and echoed, and the hub then creates the cluster's lease.
 type registrationServices struct {
+	ca            *testCA       // signs approved CSRs (join_services.go)
+	certTTL       time.Duration // validity of issued certificates when a CSR sets no expirationSeconds
 	clusters      *memService[*clusterv1.ManagedCluster]
 	leases        *memService[*coordinationv1.Lease]
 	csrs          *memService[*certificatesv1.CertificateSigningRequest]
@@ -188,8 +190,8 @@ func addonStatusAccept[T generic.ResourceObject](out *emitter, apiVersion string
 	}
 }
 
-func newRegistrationServices(out *emitter) *registrationServices {
-	r := &registrationServices{}
+func newRegistrationServices(out *emitter, ca *testCA, certTTL time.Duration) *registrationServices {
+	r := &registrationServices{ca: ca, certTTL: certTTL}
 	r.leases = &memService[*coordinationv1.Lease]{
 		out: out, codec: lease.NewLeaseCodec(), listable: true, objs: map[string]*coordinationv1.Lease{},
 		clusterOf: func(l *coordinationv1.Lease) string { return l.Namespace },
@@ -262,7 +264,7 @@ func newRegistrationServices(out *emitter) *registrationServices {
 		clusterOf: func(c *certificatesv1.CertificateSigningRequest) string {
 			return c.Labels["open-cluster-management.io/cluster-name"]
 		},
-		accept: func(_ context.Context, s *memService[*certificatesv1.CertificateSigningRequest],
+		accept: func(ctx context.Context, s *memService[*certificatesv1.CertificateSigningRequest],
 			t types.CloudEventsType, c *certificatesv1.CertificateSigningRequest) error {
 			if t.Action != types.CreateRequestAction {
 				return fmt.Errorf("csrs: unsupported action %s", t.Action)
@@ -271,9 +273,20 @@ func newRegistrationServices(out *emitter) *registrationServices {
 			if err != nil {
 				return err
 			}
-			out.emit("csr-created", fields{"cluster": s.clusterOf(stored), "name": stored.Name,
-				"signerName": stored.Spec.SignerName, "requestBytes": len(stored.Spec.Request)})
-			return nil
+			cn, orgs := requestSubject(stored)
+			usages := []string{}
+			for _, u := range stored.Spec.Usages {
+				usages = append(usages, string(u))
+			}
+			f := fields{"cluster": s.clusterOf(stored), "name": stored.Name, "uid": string(stored.UID),
+				"signerName": stored.Spec.SignerName, "requestBytes": len(stored.Spec.Request), "usages": usages,
+				"labels": stored.Labels, "commonName": cn, "organizations": orgs}
+			if stored.Spec.ExpirationSeconds != nil {
+				f["expirationSeconds"] = *stored.Spec.ExpirationSeconds
+			}
+			out.emit("csr-created", f)
+			// Like the hub's CSR informer: the created CSR goes back to the agent.
+			return s.send(ctx, types.CreateRequestAction, stored)
 		},
 	}
 	r.events = &memService[*eventsv1.Event]{
