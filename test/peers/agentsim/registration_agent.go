@@ -209,9 +209,10 @@ func (r *registrationAgent) register(ctx context.Context, clusterHolder *cluster
 		ReportingInstance:   r.name + "-agentsim",
 		Action:              "Register",
 		Reason:              "AgentSimStarted",
-		Regarding:           corev1.ObjectReference{Kind: "ManagedCluster", Name: r.name},
-		Note:                "agentsim registration agent started",
-		Type:                corev1.EventTypeNormal,
+		// The API server requires regarding.namespace to match the event's namespace (the cluster's).
+		Regarding: corev1.ObjectReference{Kind: "ManagedCluster", Name: r.name, Namespace: r.name},
+		Note:      "agentsim registration agent started",
+		Type:      corev1.EventTypeNormal,
 	}
 	if _, err := eventHolder.Events(r.name).Create(opCtx, ev, metav1.CreateOptions{}); err != nil {
 		r.out.error(r.name, "create event", err)
