@@ -87,13 +87,14 @@ describe("hub → agent pushes (hub-services.md §2.5)", () => {
     expect(listed.map((e) => e.extensions[Extension.resourceId])).toEqual([mine.metadata.uid]);
   });
 
-  it("pushes a data-less delete_request on both data types when an addon is deleted", async () => {
+  it("pushes a delete_request on both data types when an addon is deleted", async () => {
     const addon = await createAddon();
     await eventually(() => pushesFor("v1alpha1", addon).length > 0 && pushesFor("v1beta1", addon).length > 0, 10_000, "the create pushes");
     await api.deleteNamespacedCustomObject({ group, version: "v1alpha1", plural, namespace: "c1", name: addon.metadata.name });
     for (const version of ["v1alpha1", "v1beta1"] as const) {
       const deleted = await eventually(() => pushesFor(version, addon).find((e) => e.type.endsWith(".delete_request")), 10_000, `the ${version} delete push`);
-      expect(deleted.data).toBeUndefined();
+      const gone = eventDataJson(deleted) as { metadata: { deletionTimestamp?: string } };
+    expect(gone.metadata.deletionTimestamp).toBeDefined(); // data kept for v1.1.0/v1.2.0 agents
       expect(deleted.extensions[Extension.deletionTimestamp]).toBeDefined();
     }
   });

@@ -140,12 +140,13 @@ describe("hub → agent pushes and resync", () => {
     expect(listed.map((e) => e.extensions[Extension.resourceId])).toEqual([forC2.metadata.uid]);
   });
 
-  it("pushes a data-less delete_request when a CSR is deleted", async () => {
+  it("pushes a delete_request when a CSR is deleted", async () => {
     const csr = (await api.createClusterCustomObject({ group, version, plural, body: agentCsr() })) as Csr;
     await eventually(() => pushesFor(csr.metadata.uid).length > 0, 10_000, "the create push");
     await api.deleteClusterCustomObject({ group, version, plural, name: csr.metadata.name });
     const deleted = await eventually(() => pushesFor(csr.metadata.uid).find((e) => e.type.endsWith(".delete_request")), 10_000, "the delete push");
-    expect(deleted.data).toBeUndefined();
+    const gone = eventDataJson(deleted) as { metadata: { deletionTimestamp?: string } };
+    expect(gone.metadata.deletionTimestamp).toBeDefined(); // data kept for v1.1.0/v1.2.0 agents
     expect(deleted.extensions[Extension.deletionTimestamp]).toBeDefined();
     expect(stringExtension(deleted, Extension.clusterName)).toBe("c1");
   });

@@ -102,12 +102,13 @@ export function isDeleting(obj: KubeObject): boolean {
 }
 
 /**
- * A copy of a deleted object with a deletion timestamp (now, unless it already has one), the way
- * OCM's delete handlers prepare informer tombstones before encoding them.
+ * A copy of an object the hub no longer has, as agents must see it: a deletion timestamp (now,
+ * unless it already has one) and no finalizers, so sdk-go v1.3 agents drop it from their stores
+ * instead of keeping it as "deleting" forever.
  */
 export function tombstone(obj: KubeObject): KubeObject {
-  if (isDeleting(obj)) return obj;
-  return { ...obj, metadata: { ...obj.metadata, deletionTimestamp: new Date().toISOString() } };
+  const { finalizers: _gone, ...metadata } = obj.metadata;
+  return { ...obj, metadata: { ...metadata, deletionTimestamp: isDeleting(obj) ? obj.metadata.deletionTimestamp : new Date().toISOString() } };
 }
 
 /** What {@link encodeKubeObject} needs besides the object. */
@@ -123,8 +124,13 @@ export interface EncodeOptions {
 /**
  * Encodes a hub object as a spec event the way sdk-go v1.3 codecs do: `resourceid` = UID,
  * `resourceversion` = `metadata.resourceVersion` (a decimal string, omitted when empty), data = the
- * full object with `apiVersion` and `kind`. A deleting object carries only a `deletiontimestamp`
- * extension and no data.
+ * full object with `apiVersion` and `kind`, plus a `deletiontimestamp` extension when it is deleting.
+ *
+ * Unlike the Go v1.3 codecs, a deleting object keeps its data. sdk-go v1.1.0 and v1.2.0 agents
+ * decode a data-less deletion into a nameless empty object (and v1.1.0 then fails every later
+ * resync of that type); with the data all three generations find the object and act on its
+ * deletion, and v1.3 agents drop it or, while it still has finalizers, mark it deleting — which is
+ * exactly the hub's state (see the package README, "Agent generations").
  */
 export function encodeKubeObject(resource: KubeResource, obj: KubeObject, options: EncodeOptions): CloudEvent {
   const deleting = isDeleting(obj);
@@ -138,7 +144,7 @@ export function encodeKubeObject(resource: KubeResource, obj: KubeObject, option
       [Extension.resourceVersion]: rv === undefined || rv === "" ? undefined : rv,
       [Extension.deletionTimestamp]: deleting ? timestampFromDate(new Date(obj.metadata.deletionTimestamp as string)) : undefined,
     },
-    data: deleting ? undefined : { ...obj, apiVersion: apiVersionOf(resource), kind: resource.kind },
+    data: { ...obj, apiVersion: apiVersionOf(resource), kind: resource.kind },
   });
 }
 

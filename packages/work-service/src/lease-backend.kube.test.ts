@@ -86,12 +86,13 @@ describe("hub → agent pushes (hub-services.md §2.3, §1.6)", () => {
     expect(listed.map((e) => e.extensions[Extension.resourceId])).not.toContain(hidden.metadata.uid);
   });
 
-  it("pushes a data-less delete_request with a deletion timestamp when the lease is deleted", async () => {
+  it("pushes a delete_request with a deletion timestamp when the lease is deleted", async () => {
     const lease = await createLease();
     await eventually(() => pushesFor(lease).length === 1, 10_000, "the create push");
     await api.deleteNamespacedCustomObject({ group, version, plural, namespace: "c1", name: lease.metadata.name });
     const deleted = await eventually(() => pushesFor(lease).find((e) => e.type.endsWith(".delete_request")), 10_000, "the delete push");
-    expect(deleted.data).toBeUndefined();
+    const gone = eventDataJson(deleted) as { metadata: { deletionTimestamp?: string } };
+    expect(gone.metadata.deletionTimestamp).toBeDefined(); // data kept for v1.1.0/v1.2.0 agents
     expect(deleted.extensions[Extension.deletionTimestamp]).toBeDefined();
     expect(stringExtension(deleted, Extension.clusterName)).toBe("c1");
   });
