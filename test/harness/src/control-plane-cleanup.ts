@@ -13,7 +13,7 @@
  * @packageDocumentation
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { appendFileSync, rmSync } from "node:fs";
+import { appendFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { signalGroup } from "./control-plane-process.js";
 
@@ -108,4 +108,15 @@ export function startReaper(runDir: string, removeRunDir: boolean): ChildProcess
 /** Tells the reaper about a process group led by `exe` (its resolved path, as `/proc/<pid>/exe` shows). */
 export function recordGroupForReaper(runDir: string, pgid: number, exe: string): void {
   appendFileSync(join(runDir, "pgids"), `${pgid} ${exe}\n`);
+}
+
+/**
+ * Replaces the reaper's list of process groups with `groups` (used after a child was replaced, e.g.
+ * by a kube-apiserver restart, so the reaper never signals a process group that was already ended).
+ * The file is written to a temporary name and renamed, so the reaper never reads half a list.
+ */
+export function rewriteGroupsForReaper(runDir: string, groups: ReadonlyArray<{ readonly pgid: number; readonly exe: string }>): void {
+  const file = join(runDir, "pgids");
+  writeFileSync(`${file}.tmp`, groups.map((g) => `${g.pgid} ${g.exe}\n`).join(""));
+  renameSync(`${file}.tmp`, file);
 }

@@ -43,8 +43,15 @@ export function spawnGroup(name: string, binary: string, args: string[], logFile
   const log: WriteStream = createWriteStream(logFile);
   const lines: string[] = [];
   let partial = "";
+  let logEnded = false;
+  const endLog = (): void => {
+    if (logEnded) return;
+    logEnded = true;
+    log.end();
+  };
   const collect = (chunk: Buffer): void => {
-    log.write(chunk);
+    // Output can still arrive between "exit" and "close" (the pipes drain after the process ends).
+    if (!logEnded) log.write(chunk);
     const parts = (partial + chunk.toString("utf8")).split("\n");
     partial = parts.pop() ?? "";
     lines.push(...parts);
@@ -58,13 +65,16 @@ export function spawnGroup(name: string, binary: string, args: string[], logFile
     child.once("error", (err) => {
       done = true;
       lines.push(`spawn error: ${err.message}`);
+      endLog();
       resolve(`spawn error: ${err.message}`);
     });
     child.once("exit", (code, signal) => {
       done = true;
       resolve(code ?? signal ?? "unknown");
     });
-  }).finally(() => log.end());
+  });
+  // "close" comes after "exit" once stdout and stderr are drained; only then is the log complete.
+  child.once("close", endLog);
   if (child.pid === undefined) {
     // spawn failed synchronously (e.g. ENOENT); the "error" event carries the reason.
     return {

@@ -9,6 +9,7 @@ import {
   setHeaderOptions,
 } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { eventually } from "./eventually.js";
 import { ControlPlaneStartError, startControlPlane, type ControlPlane } from "./control-plane.js";
 import { groupExists, pidExists } from "./control-plane-process.js";
 
@@ -221,6 +222,53 @@ describe("control plane", () => {
     expect(e.pids).toHaveLength(2);
     for (const pid of e.pids) expect(pidExists(pid)).toBe(false);
     expect(existsSync(e.runDir)).toBe(false);
+  });
+
+  it("restartApiServer(): the apiserver really goes down, comes back on the same port, data survives, clients work", async () => {
+    const api = cp.kubeConfig.makeApiClient(CustomObjectsApi);
+    const core = cp.kubeConfig.makeApiClient(CoreV1Api);
+    const body = (name: string) => ({ apiVersion: "work.open-cluster-management.io/v1", kind: "ManifestWork",
+      metadata: { name, namespace: "c2" }, spec: { workload: { manifests: [] } } });
+    const before = (await api.createNamespacedCustomObject({ ...WORK, namespace: "c2", body: body("before-restart") })) as Obj;
+    await core.createNamespacedConfigMap({ namespace: "c2", body: { metadata: { name: "survivor" }, data: { k: "v" } } });
+    const user = "system:open-cluster-management:c1:agent-rbac"; // has a Role in c1 (test above)
+    const id = await cp.mintClientIdentity(user, ["system:open-cluster-management:c1"]);
+    const saToken = await cp.mintToken("c2", "restart-sa");
+    const { etcd, kubeApiserver } = cp.pids;
+    const server = cp.server;
+
+    const restart = cp.restartApiServer({ downMs: 1_500 });
+    // While it restarts, requests fail: the outage is real, not just a new PID.
+    await eventually(() => core.readNamespace({ name: "c2" }).then(() => false, () => true),
+      30_000, "a request to fail while kube-apiserver is down", 50);
+    const r = await restart;
+    console.info(`kube-apiserver restart: ${JSON.stringify(r)}`);
+
+    expect(r.oldPid).toBe(kubeApiserver);
+    expect(r.pid).not.toBe(kubeApiserver);
+    expect(cp.pids).toEqual({ etcd, kubeApiserver: r.pid });
+    expect(pidExists(kubeApiserver)).toBe(false);
+    expect(groupExists(kubeApiserver)).toBe(false);
+    expect(pidExists(etcd)).toBe(true); // etcd kept running
+    expect(cp.server).toBe(server);
+    expect(existsSync(r.logFile)).toBe(true);
+
+    // Data survives (etcd), with the same identity and version; the same kubeconfig works.
+    const after = (await api.getNamespacedCustomObject({ ...WORK, namespace: "c2", name: "before-restart" })) as Obj & { metadata: { uid?: string } };
+    expect(after.metadata.resourceVersion).toBe(before.metadata.resourceVersion);
+    expect((await core.readNamespacedConfigMap({ namespace: "c2", name: "survivor" })).data).toEqual({ k: "v" });
+    // Writes work, including to a CRD; the new resourceVersion moves past the old one.
+    const created = (await api.createNamespacedCustomObject({ ...WORK, namespace: "c2", body: body("after-restart") })) as Obj;
+    expect(BigInt(created.metadata.resourceVersion!)).toBeGreaterThan(BigInt(before.metadata.resourceVersion!));
+    // Credentials minted before the restart still authenticate (same CAs, keys and token file).
+    const self = await id.kubeConfig.makeApiClient(AuthenticationV1Api).createSelfSubjectReview({ body: {} });
+    expect(self.status?.userInfo?.username).toBe(user);
+    const review = await cp.kubeConfig.makeApiClient(AuthenticationV1Api).createTokenReview({ body: { spec: { token: saToken } } });
+    expect(review.status?.authenticated).toBe(true);
+    // A second restart without downtime works too (restarts are repeatable).
+    const again = await cp.restartApiServer();
+    expect(again.oldPid).toBe(r.pid);
+    expect((await core.readNamespacedConfigMap({ namespace: "c2", name: "survivor" })).data).toEqual({ k: "v" });
   });
 
   // Must stay last: it stops the file's control plane.

@@ -11,13 +11,15 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { request } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CoreV1Api, KubeConfig } from "@kubernetes/client-node";
+import { CoreV1Api, KubeConfig, type V1CustomResourceDefinition } from "@kubernetes/client-node";
 import { stringify } from "yaml";
 import { installCrds, readCrdDir } from "./control-plane-crds.js";
 import { createPki, signClientCert } from "./control-plane-pki.js";
-import { recordGroupForReaper, registerCleanup, startReaper, unregisterCleanup } from "./control-plane-cleanup.js";
 import {
-  freeLoopbackPort, isAddressInUse, killGroup, spawnGroup, waitReady, type GroupChild,
+  recordGroupForReaper, registerCleanup, rewriteGroupsForReaper, startReaper, unregisterCleanup,
+} from "./control-plane-cleanup.js";
+import {
+  freeLoopbackPort, isAddressInUse, killGroup, pollUntil, spawnGroup, waitReady, type GroupChild,
 } from "./control-plane-process.js";
 
 /** The testbin directory `test/peers/kube/build.sh` fills: `$OCM_TESTBIN_DIR` or `/var/tmp/ocm-conductor-testbins`. */
@@ -81,6 +83,32 @@ export interface MintTokenOptions {
   readonly expirationSeconds?: number;
 }
 
+/** Options for {@link ControlPlane.restartApiServer}. */
+export interface RestartApiServerOptions {
+  /** How long kube-apiserver stays down after it has exited, before it is started again. Default 0. */
+  readonly downMs?: number;
+  /** How long to wait after SIGTERM before SIGKILL. Default 10 000. */
+  readonly graceMs?: number;
+  /** Bound for the new process to serve `/readyz` and every installed CRD. Default 60 000. */
+  readonly readyTimeoutMs?: number;
+}
+
+/** What {@link ControlPlane.restartApiServer} did, with timings in ms. */
+export interface ApiServerRestart {
+  /** PID (= process-group ID) of the process that was stopped. */
+  readonly oldPid: number;
+  /** PID (= process-group ID) of the new process. */
+  readonly pid: number;
+  /** Log file of the new process (inside the run directory). */
+  readonly logFile: string;
+  /** From SIGTERM until the old process group was gone. */
+  readonly stopMs: number;
+  /** From the old process being gone until the new one served `/readyz` and the CRDs. */
+  readonly startMs: number;
+  /** The whole outage: SIGTERM until the new process served `/readyz` and the CRDs. */
+  readonly outageMs: number;
+}
+
 /** A running etcd + kube-apiserver pair. */
 export interface ControlPlane {
   /** Admin kubeconfig file (static token user `admin` in `system:masters`, CA embedded). */
@@ -99,9 +127,12 @@ export interface ControlPlane {
   readonly adminToken: string;
   /** etcd client URL, `http://127.0.0.1:<port>`. */
   readonly etcdUrl: string;
-  /** The run directory (certs, logs `etcd.log` / `kube-apiserver.log`, etcd data). */
+  /**
+   * The run directory (certs, logs `etcd.log` / `kube-apiserver.log`, etcd data). After a
+   * {@link ControlPlane.restartApiServer}, the new process logs to `kube-apiserver.restart-<n>.log`.
+   */
   readonly runDir: string;
-  /** PIDs (= process-group IDs) of the two children. */
+  /** PIDs (= process-group IDs) of the two children; `kubeApiserver` changes with every restart. */
   readonly pids: { readonly etcd: number; readonly kubeApiserver: number };
   /** Names of the CRDs installed at start. */
   readonly crds: readonly string[];
@@ -111,6 +142,19 @@ export interface ControlPlane {
   mintClientIdentity(user: string, groups?: readonly string[]): Promise<ClientIdentity>;
   /** Returns a ServiceAccount token (TokenRequest), creating the namespace and ServiceAccount if needed. */
   mintToken(namespace: string, serviceAccount: string, opts?: MintTokenOptions): Promise<string>;
+  /**
+   * Restarts kube-apiserver while etcd keeps running, as a hub API server upgrade or crash would:
+   * ends its process group (SIGTERM, then SIGKILL after `graceMs`), waits `downMs`, then starts it
+   * again on the SAME port with the same flags, certificates and tokens, and resolves once it
+   * serves `/readyz` and every CRD installed at start. Stored objects survive (they live in etcd);
+   * `server`, `kubeConfig`, minted identities and tokens stay valid. Concurrent calls run one after
+   * the other.
+   *
+   * @throws if the control plane is stopped, or the new process exits or is not ready in time (the
+   * error carries its last output); the control plane is then left without an apiserver, and
+   * {@link ControlPlane.stop} still ends everything.
+   */
+  restartApiServer(options?: RestartApiServerOptions): Promise<ApiServerRestart>;
   /** Ends both process groups (SIGTERM, SIGKILL after 10 s) and removes the run directory. Idempotent. */
   stop(): Promise<void>;
 }
@@ -163,6 +207,27 @@ interface Tracker {
   readonly runDir: string;
   readonly children: GroupChild[];
   readonly pgids: number[];
+  /** Resolved executable of each tracked process group, for the reaper's file. */
+  readonly exes: Map<number, string>;
+}
+
+/** Starts tracking a spawned child (stop(), exit hooks, reaper). */
+function track(t: Tracker, child: GroupChild, exe: string): void {
+  if (child.pid <= 0) return;
+  recordGroupForReaper(t.runDir, child.pid, exe);
+  t.children.push(child);
+  t.pgids.push(child.pid);
+  t.exes.set(child.pid, exe);
+}
+
+/** Stops tracking a child that has been ended, and drops it from the reaper's file. */
+function untrack(t: Tracker, child: GroupChild): void {
+  const i = t.children.indexOf(child);
+  if (i >= 0) t.children.splice(i, 1);
+  const j = t.pgids.indexOf(child.pid);
+  if (j >= 0) t.pgids.splice(j, 1);
+  t.exes.delete(child.pid);
+  rewriteGroupsForReaper(t.runDir, t.pgids.map((pgid) => ({ pgid, exe: t.exes.get(pgid) ?? "" })));
 }
 
 /** Spawns a child; retries on fresh ports (up to 3 times) when the chosen port turns out to be taken. */
@@ -173,21 +238,37 @@ async function startWithPorts(
   for (let attempt = 1; ; attempt++) {
     const p = await Promise.all(Array.from({ length: ports }, () => freeLoopbackPort()));
     const child = spawnGroup(name, exe, args(p), join(t.runDir, `${name}.log`));
-    if (child.pid > 0) {
-      recordGroupForReaper(t.runDir, child.pid, exe);
-      t.children.push(child);
-      t.pgids.push(child.pid);
-    }
+    track(t, child, exe);
     try {
       await ready(child, p);
       return { child, ports: p };
     } catch (err) {
       if (attempt >= 3 || !isAddressInUse(child.tail())) throw err; // stop() ends it
       await killGroup(child, 2_000);
-      t.children.splice(t.children.indexOf(child), 1);
-      t.pgids.splice(t.pgids.indexOf(child.pid), 1);
+      untrack(t, child);
     }
   }
+}
+
+/**
+ * Waits until the apiserver serves a list of every CRD's resource (storage version, `limit=1`):
+ * after a restart `/readyz` can pass a moment before the CRD handlers are in place.
+ */
+async function waitCrdsServed(
+  server: string, ca: string, token: string, crds: readonly V1CustomResourceDefinition[], timeoutMs: number,
+): Promise<void> {
+  const urls = crds.map((crd) => {
+    const version = crd.spec.versions.find((v) => v.storage)?.name ?? crd.spec.versions[0]?.name;
+    return `${server}/apis/${crd.spec.group}/${version}/${crd.spec.names.plural}?limit=1`;
+  });
+  const pending = new Set(urls);
+  const ok = await pollUntil(async () => {
+    for (const url of [...pending]) {
+      if (await httpsOk(url, ca, token).catch(() => false)) pending.delete(url);
+    }
+    return pending.size === 0;
+  }, timeoutMs, 100);
+  if (!ok) throw new Error(`CRDs not served after ${timeoutMs} ms: ${[...pending].join(", ")}`);
 }
 
 /** Resolves a binary in `binDir`, or throws telling the user to run the build script. */
@@ -223,10 +304,13 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
   const cleanup = registerCleanup({ pgids: [], runDir: keep ? undefined : runDir, reaper: undefined });
   cleanup.reaper = startReaper(runDir, !keep);
   const children: GroupChild[] = [];
-  const tracker: Tracker = { runDir, children, pgids: cleanup.pgids };
+  const tracker: Tracker = { runDir, children, pgids: cleanup.pgids, exes: new Map() };
   let stopped: Promise<void> | undefined;
+  /** The restart in flight (restarts are serialised; stop() waits for it, which is bounded). */
+  let restarting: Promise<unknown> = Promise.resolve();
   const stop = (): Promise<void> => {
     stopped ??= (async () => {
+      await restarting.catch(() => undefined);
       cleanup.reaper?.kill("SIGKILL");
       // apiserver first (it is etcd's client), then etcd; both bounded by killGroup.
       for (const child of [...children].reverse()) await killGroup(child);
@@ -261,7 +345,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     const etcdUrl = `http://127.0.0.1:${etcd.ports[0]}`;
     const tEtcd = Date.now();
 
-    const api = await startWithPorts(tracker, "kube-apiserver", apiserverExe, 1, ([port]) => [
+    const apiserverArgs = ([port]: number[]): string[] => [
       `--etcd-servers=${etcdUrl}`, "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
       `--secure-port=${port}`, `--cert-dir=${join(runDir, "apiserver-certs")}`,
       `--tls-cert-file=${pki.servingCert}`, `--tls-private-key-file=${pki.servingKey}`,
@@ -270,11 +354,15 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
       `--service-account-signing-key-file=${pki.serviceAccountKey}`, "--service-cluster-ip-range=10.0.0.0/24",
       "--allow-privileged=true", "--disable-admission-plugins=ServiceAccount", "--profiling=false",
       ...(opts.extraApiserverArgs ?? []),
-    ], async (child, [port]) => {
+    ];
+    const api = await startWithPorts(tracker, "kube-apiserver", apiserverExe, 1, apiserverArgs, async (child, [port]) => {
       await waitReady(child, "kube-apiserver /readyz",
         () => httpsOk(`https://127.0.0.1:${port}/readyz`, caPem, adminToken), left());
     });
-    const server = `https://127.0.0.1:${api.ports[0]}`;
+    const apiPort = api.ports[0]!;
+    const server = `https://127.0.0.1:${apiPort}`;
+    let apiChild = api.child;
+    let restarts = 0;
     const tApi = Date.now();
 
     const kubeconfigPath = join(runDir, "admin.kubeconfig");
@@ -282,13 +370,51 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     const crds = await installCrds(kubeConfig, crdDocs, left());
     const tCrds = Date.now();
 
+    const restartOnce = async (ropts: RestartApiServerOptions): Promise<ApiServerRestart> => {
+      if (stopped) throw new Error("control plane is stopped");
+      const old = apiChild;
+      const tKill = Date.now();
+      await killGroup(old, ropts.graceMs ?? 10_000);
+      untrack(tracker, old);
+      const tDown = Date.now();
+      if ((ropts.downMs ?? 0) > 0) await new Promise((r) => setTimeout(r, ropts.downMs));
+      const readyTimeout = ropts.readyTimeoutMs ?? 60_000;
+      const readyBy = Date.now() + readyTimeout;
+      for (let attempt = 1; ; attempt++) {
+        if (stopped) throw new Error("control plane was stopped during the kube-apiserver restart");
+        const logFile = join(runDir, `kube-apiserver.restart-${++restarts}.log`);
+        const child = spawnGroup("kube-apiserver", apiserverExe, apiserverArgs([apiPort]), logFile);
+        track(tracker, child, apiserverExe);
+        try {
+          await waitReady(child, `kube-apiserver /readyz after restart on port ${apiPort}`,
+            () => httpsOk(`${server}/readyz`, caPem, adminToken), Math.max(1_000, readyBy - Date.now()));
+          await waitCrdsServed(server, caPem, adminToken, crdDocs, Math.max(1_000, readyBy - Date.now()));
+        } catch (err) {
+          // The port is fixed: a socket of the old process (or anyone else) may hold it briefly.
+          if (!isAddressInUse(child.tail()) || attempt >= 10 || Date.now() >= readyBy) {
+            throw new Error(`kube-apiserver did not come back on port ${apiPort} within ${readyTimeout} ms ` +
+              `(attempt ${attempt}): ${(err as Error).message}`, { cause: err });
+          }
+          await killGroup(child, 2_000);
+          untrack(tracker, child);
+          await new Promise((r) => setTimeout(r, 500));
+          continue;
+        }
+        apiChild = child;
+        const tReady = Date.now();
+        return { oldPid: old.pid, pid: child.pid, logFile, stopMs: tDown - tKill, startMs: tReady - tDown, outageMs: tReady - tKill };
+      }
+    };
+
     let identities = 0;
     const idDir = join(runDir, "identities");
     await mkdir(idDir, { mode: 0o700 });
     return {
       kubeconfigPath, kubeConfig, server, caFile: pki.servingCaCert, caPem, clientCaFile: pki.clientCaCert,
       adminToken, etcdUrl, runDir, crds,
-      pids: { etcd: etcd.child.pid, kubeApiserver: api.child.pid },
+      get pids() {
+        return { etcd: etcd.child.pid, kubeApiserver: apiChild.pid };
+      },
       timings: { pki: tPki - t0, etcd: tEtcd - tPki, apiserver: tApi - tEtcd, crds: tCrds - tApi, total: tCrds - t0 },
       async mintClientIdentity(user, groups = []) {
         if (stopped) throw new Error("control plane is stopped");
@@ -316,6 +442,11 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
         const token = tr.status?.token;
         if (!token) throw new Error(`TokenRequest for ${namespace}/${serviceAccount} returned no token`);
         return token;
+      },
+      restartApiServer(ropts = {}) {
+        const next = restarting.catch(() => undefined).then(() => restartOnce(ropts));
+        restarting = next;
+        return next;
       },
       stop,
     };
