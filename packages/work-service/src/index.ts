@@ -35,3 +35,5 @@ export { EVENTS, KubeEventBackend, type KubeEventBackendOptions } from "./event-
 export { KubeAddonBackend, managedClusterAddOns, type AddonVersion, type KubeAddonBackendOptions } from "./addon-backend.js";
 export { KubeTokenRequestBackend, TOKEN_REQUESTS, type KubeTokenRequestBackendOptions } from "./token-request-backend.js";
 export { createHubServices, registerHubServices, type HubBackend, type HubServices, type HubServicesOptions } from "./hub-services.js";
+export { ConnectionReusingKubeConfig } from "./connection-reusing-kube-config.js";
+export type { ResilientInformerStats } from "./resilient-informer.js";

@@ -13,7 +13,7 @@
  *
  * Run (after `pnpm build` at the repository root; peers built by `scripts/build-peers.sh`):
  *
- *   pnpm --filter @ocm-conductor/work-service bench [--runs 3 --works 1000 --clusters 100 --rate 100]
+ *   pnpm bench:work-latency [--runs 3 --works 1000 --clusters 100 --rate 100]
  *
  * Further flags: `--concurrency n` (create calls in flight, default 16), `--version v1.3|v1.2.0|v1.1.0`,
  * `--settle-timeout ms`, `--reuse-connections` (the conductor keeps its API server connections, see
@@ -27,25 +27,21 @@
  * @packageDocumentation
  */
 import { execFileSync } from "node:child_process";
-import { createHash } from "node:crypto";
 import { Session } from "node:inspector/promises";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { availableParallelism, cpus, totalmem } from "node:os";
 import { dirname, join } from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
+import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { Agent as HttpsAgent } from "node:https";
 import { CoreV1Api, CustomObjectsApi, KubeConfig } from "@kubernetes/client-node";
+import * as ConductorApp from "@ocm-conductor/conductor";
 import { DataTypes } from "@ocm-conductor/protocol";
 import { Broker } from "@ocm-conductor/router";
 import {
   agentSimBinary, defaultTestbinDir, startAgentSim, startControlPlane, type AgentSimEvent, type AgentSimHandle,
   type AgentSimVersion, type ControlPlane,
 } from "@ocm-conductor/test-harness";
-import { KubeWorkBackend, MANIFEST_WORKS, ResilientInformer, type ManifestWork } from "@ocm-conductor/work-service";
-// Types only: the conductor app is not a dependency of this package (it sits above it); its build
-// is loaded at run time from the repository, see loadConductor().
-import type * as ConductorApp from "../../../apps/conductor/dist/index.js";
+import { ConnectionReusingKubeConfig, KubeWorkBackend, MANIFEST_WORKS, ResilientInformer, type ManifestWork } from "@ocm-conductor/work-service";
 
 /** Settings of one benchmark invocation. */
 export interface BenchOptions {
@@ -134,62 +130,12 @@ export interface RunResult {
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 
-/**
- * A KubeConfig whose generated API clients reuse keep-alive connections. client-node 1.4's
- * `applySecurityAuthentication` builds a new `https.Agent` for every API call
- * (kubernetes-client/javascript#2893), so every call pays a TCP connect, a TLS handshake and a
- * re-parse of the CA bundle on both ends. This swaps that agent for one cached keep-alive agent per
- * TLS identity (CA, client certificate and key, verification settings); bearer tokens are headers,
- * applied per call as before. Proxy agents are left alone. Watches (`Watch`) are long-lived and
- * keep their own agent.
- *
- * The benchmark always uses it for its own client (which is not under test) and, with
- * `--reuse-connections`, for the conductor too, to measure the fix before it moves into `src/`.
- */
-export class ConnectionReusingKubeConfig extends KubeConfig {
-  private readonly agents = new Map<string, HttpsAgent>();
-
-  /** Loads a kubeconfig file into a new connection-reusing KubeConfig. */
-  static fromFile(path: string): ConnectionReusingKubeConfig {
-    const kc = new ConnectionReusingKubeConfig();
-    kc.loadFromFile(path);
-    return kc;
-  }
-
-  /** Lets client-node apply credentials as usual, then swaps its fresh per-call agent for the pooled one of the same TLS identity. */
-  override async applySecurityAuthentication(context: Parameters<KubeConfig["applySecurityAuthentication"]>[0]): Promise<void> {
-    await super.applySecurityAuthentication(context);
-    const fresh = context.getAgent();
-    if (fresh === undefined || fresh.constructor !== HttpsAgent) return;
-    const o = (fresh as HttpsAgent).options;
-    const identity = createHash("sha256")
-      .update(JSON.stringify([o.ca, o.cert, o.key, o.pfx, o.passphrase, o.rejectUnauthorized, o.servername]))
-      .digest("hex");
-    let agent = this.agents.get(identity);
-    if (agent === undefined) this.agents.set(identity, (agent = new HttpsAgent({ ...o, keepAlive: true })));
-    context.setAgent(agent);
-  }
-
-  /** Closes the pooled connections. */
-  destroy(): void {
-    for (const agent of this.agents.values()) agent.destroy();
-    this.agents.clear();
-  }
-}
-
 /** Finds the repository root (the directory with pnpm-workspace.yaml) above this file. */
 function repoRoot(): string {
   for (let dir = HERE; dir !== dirname(dir); dir = dirname(dir)) {
     if (existsSync(join(dir, "pnpm-workspace.yaml"))) return dir;
   }
   throw new Error(`no pnpm-workspace.yaml above ${HERE}`);
-}
-
-/** Loads the conductor app's build (`apps/conductor/dist`), for its real gRPC transport. */
-async function loadConductor(): Promise<typeof ConductorApp> {
-  const entry = join(repoRoot(), "apps/conductor/dist/index.js");
-  if (!existsSync(entry)) throw new Error(`${entry} is missing; run \`pnpm build\` at the repository root first`);
-  return (await import(pathToFileURL(entry).href)) as typeof ConductorApp;
 }
 
 /** Nearest-rank percentile of sorted values. */
@@ -563,7 +509,7 @@ function spread(xs: number[]): string {
 async function main(): Promise<void> {
   const o = parseOptions(process.argv.slice(2).filter((a) => a !== "--")); // pnpm may pass the "--" through
   await agentSimBinary(o.version); // fail early with the build hint
-  const app = await loadConductor();
+  const app = ConductorApp;
   // Bound the whole invocation: runs × (start + creates + settle + teardown).
   const budgetMs = o.runs * (120_000 + (o.works / o.rate) * 1000 + o.settleTimeoutMs);
   const guard = setTimeout(() => {
