@@ -1,20 +1,15 @@
-import { CustomObjectsApi } from "@kubernetes/client-node";
 import { Action, DataTypes, type CloudEvent } from "@ocm-conductor/protocol";
-import { silentLogger, type Backend, type ListOptions, type Logger, type RequestContext, type SpecEventSink } from "@ocm-conductor/router";
+import type { ListOptions, RequestContext } from "@ocm-conductor/router";
 import { toBackendError } from "./kube-errors.js";
 import {
-  collectionPath,
   decodeAgentRequest,
-  encodeKubeObject,
   objectKey,
-  publishSafely,
   requireClusterNamespace,
-  tombstone,
   type KubeBackendOptions,
   type KubeObject,
   type KubeResource,
 } from "./kube-object-codec.js";
-import { ResilientInformer } from "./resilient-informer.js";
+import { InformedBackend } from "./informed-backend.js";
 
 /** The ManagedClusterAddOn API versions agents speak: v1alpha1 (every generation) and v1beta1 (sdk-go ≥ v1.3). */
 export type AddonVersion = "v1alpha1" | "v1beta1";
@@ -45,57 +40,17 @@ export interface KubeAddonBackendOptions extends KubeBackendOptions {
  * instance watches the CRD at its own version, so one hub write reaches the subscribers of both
  * data types, each in its own version.
  */
-export class KubeAddonBackend implements Backend {
-  /** The resource (and data type) this instance serves. */
-  readonly resource: KubeResource;
-  private readonly api: CustomObjectsApi;
-  private readonly informer: ResilientInformer<KubeObject>;
-  private readonly source: string | undefined;
-  private readonly logger: Logger;
-  private sink: SpecEventSink | undefined;
+export class KubeAddonBackend extends InformedBackend {
 
   constructor(options: KubeAddonBackendOptions) {
-    this.resource = managedClusterAddOns(options.version);
-    this.api = options.kubeConfig.makeApiClient(CustomObjectsApi);
-    this.source = options.source;
-    this.logger = options.logger ?? silentLogger;
-    const { group, version, plural } = this.resource;
-    this.informer = new ResilientInformer<KubeObject>(options.kubeConfig, {
-      name: `managedclusteraddons.${version}`,
-      path: collectionPath(this.resource),
-      list: () => this.api.listClusterCustomObject({ group, version, plural }) as never,
-      onAdd: (addon) => this.push(addon, Action.createRequest),
-      onUpdate: (addon) => this.push(addon, Action.updateRequest),
-      onDelete: (addon) => this.push(tombstone(addon), Action.deleteRequest),
-      resyncMs: options.resyncMs ?? 30 * 60_000,
-      logger: this.logger,
-    });
+    super(managedClusterAddOns(options.version), options);
   }
 
-  /** The data type this instance serves. */
-  get dataType(): string {
-    return this.resource.dataType;
-  }
 
-  /** Keeps the broker's sink, through which this backend pushes to agents. */
-  attach(sink: SpecEventSink): void {
-    this.sink = sink;
-  }
 
-  /** Starts the addon informer; resolves once the initial list is in the cache. */
-  start(): Promise<void> {
-    return this.informer.start();
-  }
 
-  /** True after the initial list (for readiness). */
-  get ready(): boolean {
-    return this.informer.ready;
-  }
 
-  /** Stops the informer. */
-  stop(): Promise<void> {
-    return this.informer.stop();
-  }
+
 
   /** Every addon in the cluster's namespace. */
   list({ clusterName }: ListOptions): Promise<CloudEvent[]> {
@@ -117,12 +72,10 @@ export class KubeAddonBackend implements Backend {
     }
   }
 
-  /** Encodes an addon for its cluster (the namespace). */
-  encode(addon: KubeObject, action: string): CloudEvent {
-    return encodeKubeObject(this.resource, addon, { action, clusterName: addon.metadata.namespace ?? "", source: this.source });
-  }
 
-  private push(addon: KubeObject, action: string): void {
-    publishSafely(this.sink, this.logger, () => this.encode(addon, action), objectKey(this.resource, addon));
+
+  /** An addon belongs to the cluster whose namespace holds it. */
+  protected clusterOf(obj: KubeObject): string | undefined {
+    return obj.metadata.namespace;
   }
 }

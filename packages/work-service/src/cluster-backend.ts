@@ -1,17 +1,13 @@
-import { CustomObjectsApi } from "@kubernetes/client-node";
 import { Action, DataTypes, type CloudEvent } from "@ocm-conductor/protocol";
-import { BackendError, silentLogger, type Backend, type ListOptions, type Logger, type RequestContext, type SpecEventSink } from "@ocm-conductor/router";
+import { BackendError, type ListOptions, type RequestContext } from "@ocm-conductor/router";
 import { toBackendError } from "./kube-errors.js";
 import {
-  collectionPath,
   decodeAgentRequest,
-  encodeKubeObject,
-  publishSafely,
   type KubeBackendOptions,
   type KubeObject,
   type KubeResource,
 } from "./kube-object-codec.js";
-import { ResilientInformer } from "./resilient-informer.js";
+import { InformedBackend } from "./informed-backend.js";
 
 /** `cluster.open-cluster-management.io/v1` ManagedClusters as the cluster service serves them. */
 export const MANAGED_CLUSTERS: KubeResource = {
@@ -32,48 +28,16 @@ export const MANAGED_CLUSTERS: KubeResource = {
  * informer Add and Update and, like OCM, has no delete handler. An agent may only write the
  * ManagedCluster named after the cluster it speaks for.
  */
-export class KubeClusterBackend implements Backend {
-  private readonly api: CustomObjectsApi;
-  private readonly informer: ResilientInformer<KubeObject>;
-  private readonly source: string | undefined;
-  private readonly logger: Logger;
-  private sink: SpecEventSink | undefined;
+export class KubeClusterBackend extends InformedBackend {
 
   constructor(options: KubeBackendOptions) {
-    this.api = options.kubeConfig.makeApiClient(CustomObjectsApi);
-    this.source = options.source;
-    this.logger = options.logger ?? silentLogger;
-    const { group, version, plural } = MANAGED_CLUSTERS;
-    this.informer = new ResilientInformer<KubeObject>(options.kubeConfig, {
-      name: "managedclusters",
-      path: collectionPath(MANAGED_CLUSTERS),
-      list: () => this.api.listClusterCustomObject({ group, version, plural }) as never,
-      onAdd: (cluster) => this.push(cluster, Action.createRequest),
-      onUpdate: (cluster) => this.push(cluster, Action.updateRequest),
-      resyncMs: options.resyncMs ?? 30 * 60_000,
-      logger: this.logger,
-    });
+    super(MANAGED_CLUSTERS, options, { pushDeletes: false });
   }
 
-  /** Keeps the broker's sink, through which this backend pushes to agents. */
-  attach(sink: SpecEventSink): void {
-    this.sink = sink;
-  }
 
-  /** Starts the ManagedCluster informer; resolves once the initial list is in the cache. */
-  start(): Promise<void> {
-    return this.informer.start();
-  }
 
-  /** True after the initial list (for readiness). */
-  get ready(): boolean {
-    return this.informer.ready;
-  }
 
-  /** Stops the informer. */
-  stop(): Promise<void> {
-    return this.informer.stop();
-  }
+
 
   /** The ManagedCluster named `clusterName`, if the hub has it. */
   list({ clusterName }: ListOptions): Promise<CloudEvent[]> {
@@ -105,12 +69,10 @@ export class KubeClusterBackend implements Backend {
     }
   }
 
-  /** Encodes a ManagedCluster for its own cluster. */
-  encode(cluster: KubeObject, action: string): CloudEvent {
-    return encodeKubeObject(MANAGED_CLUSTERS, cluster, { action, clusterName: cluster.metadata.name, source: this.source });
-  }
 
-  private push(cluster: KubeObject, action: string): void {
-    publishSafely(this.sink, this.logger, () => this.encode(cluster, action), cluster.metadata.name);
+
+  /** A ManagedCluster belongs to the cluster it names. */
+  protected clusterOf(obj: KubeObject): string {
+    return obj.metadata.name;
   }
 }

@@ -1,19 +1,14 @@
-import { CustomObjectsApi } from "@kubernetes/client-node";
 import { Action, DataTypes, type CloudEvent } from "@ocm-conductor/protocol";
-import { BackendError, silentLogger, type Backend, type ListOptions, type Logger, type RequestContext, type SpecEventSink } from "@ocm-conductor/router";
+import { BackendError, type ListOptions, type RequestContext } from "@ocm-conductor/router";
 import { toBackendError } from "./kube-errors.js";
 import {
   CLUSTER_NAME_LABEL,
-  collectionPath,
   decodeAgentRequest,
-  encodeKubeObject,
-  publishSafely,
-  tombstone,
   type KubeBackendOptions,
   type KubeObject,
   type KubeResource,
 } from "./kube-object-codec.js";
-import { ResilientInformer } from "./resilient-informer.js";
+import { InformedBackend } from "./informed-backend.js";
 
 /** `certificates.k8s.io/v1` CertificateSigningRequests as the CSR service serves them. */
 export const CERTIFICATE_SIGNING_REQUESTS: KubeResource = {
@@ -44,50 +39,16 @@ export const CSR_USER_ANNOTATION = "open-cluster-management.io/csr-user";
  * does not name the agent's cluster is refused with `BadRequest` (Go would create a CSR the agent
  * never sees).
  */
-export class KubeCsrBackend implements Backend {
-  private readonly api: CustomObjectsApi;
-  private readonly informer: ResilientInformer<KubeObject>;
-  private readonly source: string | undefined;
-  private readonly logger: Logger;
-  private sink: SpecEventSink | undefined;
+export class KubeCsrBackend extends InformedBackend {
 
   constructor(options: KubeBackendOptions) {
-    this.api = options.kubeConfig.makeApiClient(CustomObjectsApi);
-    this.source = options.source;
-    this.logger = options.logger ?? silentLogger;
-    const { group, version, plural } = CERTIFICATE_SIGNING_REQUESTS;
-    this.informer = new ResilientInformer<KubeObject>(options.kubeConfig, {
-      name: "certificatesigningrequests",
-      path: collectionPath(CERTIFICATE_SIGNING_REQUESTS),
-      labelSelector: CLUSTER_NAME_LABEL,
-      list: () => this.api.listClusterCustomObject({ group, version, plural, labelSelector: CLUSTER_NAME_LABEL }) as never,
-      onAdd: (csr) => this.push(csr, Action.createRequest),
-      onUpdate: (csr) => this.push(csr, Action.updateRequest),
-      onDelete: (csr) => this.push(tombstone(csr), Action.deleteRequest),
-      resyncMs: options.resyncMs ?? 30 * 60_000,
-      logger: this.logger,
-    });
+    super(CERTIFICATE_SIGNING_REQUESTS, options, { labelSelector: CLUSTER_NAME_LABEL });
   }
 
-  /** Keeps the broker's sink, through which this backend pushes to agents. */
-  attach(sink: SpecEventSink): void {
-    this.sink = sink;
-  }
 
-  /** Starts the CSR informer; resolves once the initial list is in the cache. */
-  start(): Promise<void> {
-    return this.informer.start();
-  }
 
-  /** True after the initial list (for readiness). */
-  get ready(): boolean {
-    return this.informer.ready;
-  }
 
-  /** Stops the informer. */
-  stop(): Promise<void> {
-    return this.informer.stop();
-  }
+
 
   /** The CSRs labelled with the cluster's name. */
   list({ clusterName }: ListOptions): Promise<CloudEvent[]> {
@@ -121,19 +82,11 @@ export class KubeCsrBackend implements Backend {
     }
   }
 
-  /**
-   * Encodes a CSR for the cluster its label names.
-   *
-   * @throws Error when the CSR has no cluster-name label (OCM's codec refuses those too).
-   */
-  encode(csr: KubeObject, action: string): CloudEvent {
-    const clusterName = clusterOf(csr);
-    if (clusterName === undefined) throw new Error(`no cluster name found for CSR ${csr.metadata.name}`);
-    return encodeKubeObject(CERTIFICATE_SIGNING_REQUESTS, csr, { action, clusterName, source: this.source });
-  }
 
-  private push(csr: KubeObject, action: string): void {
-    publishSafely(this.sink, this.logger, () => this.encode(csr, action), csr.metadata.name);
+
+  /** A CSR belongs to the cluster its `open-cluster-management.io/cluster-name` label names. */
+  protected clusterOf(obj: KubeObject): string | undefined {
+    return clusterOf(obj);
   }
 }
 
