@@ -1,9 +1,27 @@
 /**
  * The conductor's `maestro` source: it shares Maestro's PostgreSQL database (schema, advisory locks,
  * `events` / `status_events` with LISTEN/NOTIFY) and never calls the Maestro server. Work in
- * progress: the schema so far.
+ * progress: the schema, Maestro's advisory-lock keys and the resource row ⇄ CloudEvent codec so far.
  *
  * @packageDocumentation
  */
 export { MAESTRO_MIGRATIONS, MAESTRO_SCHEMA_DDL, SchemaError, ensureSchema, type SchemaErrorCode } from "./schema.js";
 export { catalogDump } from "./catalog-dump.js";
+export {
+  LockType,
+  SingletonLockId,
+  advisoryLockKeys,
+  maestroLockHash,
+  advisoryXactLock,
+  tryAdvisoryLock,
+  withAdvisoryLock,
+  withTryAdvisoryLock,
+  type TryLockResult,
+} from "./advisory-lock.js";
+export {
+  MAESTRO_SOURCE,
+  ResourceRowError,
+  resourceToSpecEvent,
+  statusEventToJson,
+  type ResourceRow,
+} from "./resource-codec.js";
