@@ -25,3 +25,5 @@ export {
   statusEventToJson,
   type ResourceRow,
 } from "./resource-codec.js";
+export { MaestroWorkBackend, type MaestroWorkBackendOptions } from "./maestro-work-backend.js";
+export { isNewerSequenceId } from "./sequence-id.js";

@@ -1,3 +1,6 @@
+import type { CloudEvent } from "./cloud-event.js";
+import { ProtocolError } from "./protocol-error.js";
+
 // Work payloads of protocol.md §7: the data of hub→agent spec events (ManifestBundle) and of
 // agent→hub status events (ManifestBundleStatus). Field names are the JSON keys on the wire.
 
@@ -79,3 +82,31 @@ export const CONDITION_DELETED = "Deleted";
 
 /** The largest total manifest size agents accept (bytes, protocol.md §7.1). */
 export const MAX_MANIFESTS_BYTES = 500 * 1024;
+
+/**
+ * Decodes the data of a manifestbundles status event. Absent data is an empty status (Go's
+ * `DataAs` gives a zero value); otherwise the data must be a JSON object whose `conditions` and
+ * `resourceStatus`, when present, are lists.
+ *
+ * @throws ProtocolError `invalid-payload`
+ */
+export function decodeManifestBundleStatus(event: CloudEvent): ManifestBundleStatus {
+  if (event.data === undefined) return { conditions: null };
+  let doc: unknown;
+  try {
+    doc = JSON.parse(new TextDecoder().decode(event.data));
+  } catch (err) {
+    throw new ProtocolError("invalid-payload", (err as Error).message);
+  }
+  if (typeof doc !== "object" || doc === null || Array.isArray(doc)) {
+    throw new ProtocolError("invalid-payload", "the status is not a JSON object");
+  }
+  const status = doc as ManifestBundleStatus;
+  if (status.conditions !== undefined && status.conditions !== null && !Array.isArray(status.conditions)) {
+    throw new ProtocolError("invalid-payload", "conditions is not a list");
+  }
+  if (status.resourceStatus !== undefined && !Array.isArray(status.resourceStatus)) {
+    throw new ProtocolError("invalid-payload", "resourceStatus is not a list");
+  }
+  return status;
+}

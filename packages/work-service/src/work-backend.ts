@@ -8,7 +8,7 @@ import {
   Extension,
   MANIFEST_WORK_CLEANUP_FINALIZER,
   ProtocolError,
-  eventDataJson,
+  decodeManifestBundleStatus,
   eventTypeOf,
   integerExtension,
   newEvent,
@@ -102,7 +102,7 @@ export class KubeWorkBackend implements Backend {
     const resourceVersion = read(() => integerExtension(event, Extension.resourceVersion), "failed to get resource version");
     const uid = read(() => stringExtension(event, Extension.resourceId), "failed to get resource id");
     read(() => stringExtension(event, Extension.sequenceId), "failed to get status update sequence id");
-    const status = decodeStatus(event);
+    const status = read(() => decodeManifestBundleStatus(event), "failed to unmarshal event data");
     const last = this.informer.list(clusterName).find((w) => w.metadata.uid === uid);
     if (last === undefined) {
       this.logger.debug("status for an unknown work; acknowledged", { cluster: clusterName, uid });
@@ -256,25 +256,4 @@ function read<T>(fn: () => T, what: string): T {
     if (err instanceof ProtocolError) throw BackendError.of("BadRequest", `${what}, ${err.message}`);
     throw err;
   }
-}
-
-function decodeStatus(event: CloudEvent): ManifestBundleStatus {
-  let doc: unknown;
-  try {
-    doc = eventDataJson(event);
-  } catch (err) {
-    throw BackendError.of("BadRequest", `failed to unmarshal event data, ${(err as Error).message}`);
-  }
-  if (doc === undefined) return { conditions: null };
-  if (typeof doc !== "object" || doc === null || Array.isArray(doc)) {
-    throw BackendError.of("BadRequest", "failed to unmarshal event data, the status is not a JSON object");
-  }
-  const status = doc as ManifestBundleStatus;
-  if (status.conditions !== undefined && status.conditions !== null && !Array.isArray(status.conditions)) {
-    throw BackendError.of("BadRequest", "failed to unmarshal event data, conditions is not a list");
-  }
-  if (status.resourceStatus !== undefined && !Array.isArray(status.resourceStatus)) {
-    throw BackendError.of("BadRequest", "failed to unmarshal event data, resourceStatus is not a list");
-  }
-  return status;
 }

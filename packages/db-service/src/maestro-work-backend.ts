@@ -1,0 +1,128 @@
+import { isDeepStrictEqual } from "node:util";
+import {
+  Action,
+  CONDITION_DELETED,
+  Extension,
+  ProtocolError,
+  decodeManifestBundleStatus,
+  parseEventType,
+  stringExtension,
+  type CloudEvent,
+} from "@ocm-conductor/protocol";
+import { BackendError, silentLogger, type Backend, type ListOptions, type Logger, type RequestContext } from "@ocm-conductor/router";
+import type { Sql } from "postgres";
+import { randomUUID } from "node:crypto";
+import { LockType, withAdvisoryLock } from "./advisory-lock.js";
+import { ResourceRowError, resourceToSpecEvent, statusEventToJson, type ResourceRow } from "./resource-codec.js";
+import { isNewerSequenceId } from "./sequence-id.js";
+
+/** Options of {@link MaestroWorkBackend}. */
+export interface MaestroWorkBackendOptions {
+  /** A postgres.js client on Maestro's database (schema ensured by `ensureSchema` or `maestro migration`). */
+  sql: Sql;
+  logger?: Logger;
+}
+
+/**
+ * The `maestro` source of manifestbundles over Maestro's database: resync lists a consumer's
+ * resources, and agent statuses are written back exactly as Maestro's own status path does
+ * (maestro-db.md §3.3, §5.1, §8.3): under the `resource_status` advisory lock, only when the
+ * version matches and the sequence id is newer, then a `StatusUpdate` status event and
+ * `NOTIFY status_events`; `Deleted=True` writes a `StatusDelete` event carrying payload and status,
+ * then hard-deletes the row. Stale, duplicate and unknown statuses are dropped without error.
+ *
+ * Spec delivery from `LISTEN events` is not built yet (see the package README).
+ */
+export class MaestroWorkBackend implements Backend {
+  private readonly sql: Sql;
+  private readonly logger: Logger;
+
+  constructor(options: MaestroWorkBackendOptions) {
+    this.sql = options.sql;
+    this.logger = options.logger ?? silentLogger;
+  }
+
+  /** Every resource of the consumer, soft-deleted ones included (they go out as deletions), in one query. */
+  async list({ clusterName }: ListOptions): Promise<CloudEvent[]> {
+    const rows = (await this.sql`select * from resources where consumer_name = ${clusterName}`) as unknown as ResourceRow[];
+    const events: CloudEvent[] = [];
+    for (const row of rows) {
+      try {
+        events.push(resourceToSpecEvent(row, Action.updateRequest));
+      } catch (err) {
+        if (!(err instanceof ResourceRowError)) throw err;
+        this.logger.warn("resource row cannot be sent; skipped", { id: row.id, error: err.message });
+      }
+    }
+    return events;
+  }
+
+  async handle(event: CloudEvent, _context: RequestContext): Promise<void> {
+    const type = parseEventType(event.type);
+    if (type.subResource !== "status" || (type.action !== Action.updateRequest && type.action !== Action.resyncResponse)) {
+      throw BackendError.of("BadRequest", `unsupported action ${type.subResource}.${type.action} for a maestro resource`);
+    }
+    const id = read(() => stringExtension(event, Extension.resourceId), "failed to get resource id");
+    const clusterName = read(() => stringExtension(event, Extension.clusterName), "failed to get cluster name");
+    const version = resourceVersionOf(event);
+    const status = read(() => decodeManifestBundleStatus(event), "failed to unmarshal event data");
+    const [row] = (await this.sql`select * from resources where id = ${id}`) as unknown as ResourceRow[];
+    if (row === undefined) {
+      this.logger.debug("status for an unknown resource; dropped", { id });
+      return;
+    }
+    if (row.consumer_name !== clusterName) {
+      throw BackendError.of("BadRequest", `resource ${id} does not belong to cluster ${clusterName}`);
+    }
+    const stored = statusEventToJson(event, row.payload?.[Extension.metadata]);
+    if (status.conditions?.some((c) => c.type === CONDITION_DELETED && c.status === "True")) {
+      await this.sql.begin(async (tx) => {
+        const statusEventId = randomUUID();
+        await tx`insert into status_events (id, created_at, updated_at, resource_id, resource_source, resource_type, payload, status, status_event_type)
+          values (${statusEventId}, now(), now(), ${id}, ${row.source ?? ""}, '', ${tx.json(row.payload as never)}, ${tx.json(stored as never)}, 'StatusDelete')`;
+        await tx`select pg_notify('status_events', ${statusEventId})`;
+        await tx`delete from resources where id = ${id}`;
+      });
+      return;
+    }
+    const sequenceId = read(() => stringExtension(event, Extension.sequenceId), "failed to get status update sequence id");
+    const updated = await withAdvisoryLock(this.sql, id, LockType.ResourceStatus, async (tx) => {
+      const [found] = (await tx`select version, status from resources where id = ${id}`) as unknown as Array<Pick<ResourceRow, "version" | "status">>;
+      if (found === undefined || Number(found.version) !== version) return false; // stale: disregard
+      if (isDeepStrictEqual(found.status, stored)) return false;
+      const previous = found.status?.[Extension.sequenceId];
+      try {
+        if (!isNewerSequenceId(sequenceId, typeof previous === "string" ? previous : undefined)) return false;
+      } catch (err) {
+        throw BackendError.of("BadRequest", `status of resource ${id}: ${(err as Error).message}`);
+      }
+      await tx`update resources set updated_at = now(), status = ${tx.json(stored as never)} where id = ${id}`;
+      return true;
+    });
+    if (!updated) return;
+    // Written after the status and outside the lock, as Maestro does; the NOTIFY goes out on commit.
+    await this.sql.begin(async (tx) => {
+      const statusEventId = randomUUID();
+      await tx`insert into status_events (id, created_at, updated_at, resource_id, resource_source, resource_type, payload, status, status_event_type)
+        values (${statusEventId}, now(), now(), ${id}, '', '', 'null'::jsonb, 'null'::jsonb, 'StatusUpdate')`;
+      await tx`select pg_notify('status_events', ${statusEventId})`;
+    });
+  }
+}
+
+/** `resourceversion` may be a number or a numeric string (maestro-db.md §3.6, §8.3 item 6). */
+function resourceVersionOf(event: CloudEvent): number {
+  const value = event.extensions[Extension.resourceVersion];
+  const n = typeof value === "number" ? value : typeof value === "string" && /^\d+$/.test(value) ? Number(value) : Number.NaN;
+  if (!Number.isSafeInteger(n)) throw BackendError.of("BadRequest", "failed to get resource version: missing or not an integer");
+  return n;
+}
+
+function read<T>(fn: () => T, what: string): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (err instanceof ProtocolError) throw BackendError.of("BadRequest", `${what}, ${err.message}`);
+    throw err;
+  }
+}
