@@ -27,3 +27,4 @@ export {
 } from "./resource-codec.js";
 export { MaestroWorkBackend, type MaestroWorkBackendOptions } from "./maestro-work-backend.js";
 export { isNewerSequenceId } from "./sequence-id.js";
+export { SpecDelivery, type SpecDeliveryOptions } from "./spec-delivery.js";

@@ -69,12 +69,12 @@ describe("resync list", () => {
   it("lists the consumer's resources, soft-deleted ones as deletions, with the row version", async () => {
     await sql`insert into resources (id, created_at, updated_at, deleted_at, source, consumer_name, version, type, payload, status)
       values ('r2', now(), now(), now(), 'mw-client', 'cluster1', 4, '', ${sql.json({ ...payload, id: "e2" })}, 'null'::jsonb)`;
-    const listed = await backend.list({ clusterName: "cluster1", dataType: DataTypes.manifestBundles }, signal);
+    const listed = await backend.list({ clusterName: "cluster1", dataType: DataTypes.manifestBundles });
     const byId = Object.fromEntries(listed.map((e) => [e.extensions[Extension.resourceId], e]));
     expect(Object.keys(byId).sort()).toEqual(["r1", "r2"]);
     expect(byId.r1!.extensions[Extension.resourceVersion]).toBe(1);
     expect(byId.r2!.extensions[Extension.deletionTimestamp]).toBeDefined();
-    expect(await backend.list({ clusterName: "cluster2", dataType: DataTypes.manifestBundles }, signal)).toEqual([]);
+    expect(await backend.list({ clusterName: "cluster2", dataType: DataTypes.manifestBundles })).toEqual([]);
   });
 });
 
