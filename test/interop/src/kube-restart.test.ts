@@ -192,7 +192,10 @@ describe("kube-apiserver restart under a running conductor", () => {
       }
       return left.length === 0;
     }, 60_000, "every work to be gone from the hub and the agents", 250).catch((err: Error) => {
-      throw new Error(`${err.message}; left:\n  ${left.join("\n  ")}`);
+      // What the agents last said, to tell a lost push from a stuck confirmation.
+      const trail = [...agents].map(([cluster, agent]) =>
+        `${cluster}: ${agent.events.slice(-8).map((e) => `${e.event}${e.name === undefined ? "" : `(${String(e.name)})`}`).join(" ")}`);
+      throw new Error(`${err.message}; left:\n  ${left.join("\n  ")}\nlast agent events:\n  ${trail.join("\n  ")}\nconductor warnings: ${JSON.stringify(warnings.slice(-5))}`);
     });
   });
 });
