@@ -3,7 +3,6 @@ import {
   Action,
   CONDITION_DELETED,
   Extension,
-  ProtocolError,
   decodeManifestBundleStatus,
   parseEventType,
   stringExtension,
@@ -62,10 +61,10 @@ export class MaestroWorkBackend implements Backend {
     if (type.subResource !== "status" || (type.action !== Action.updateRequest && type.action !== Action.resyncResponse)) {
       throw BackendError.of("BadRequest", `unsupported action ${type.subResource}.${type.action} for a maestro resource`);
     }
-    const id = read(() => stringExtension(event, Extension.resourceId), "failed to get resource id");
-    const clusterName = read(() => stringExtension(event, Extension.clusterName), "failed to get cluster name");
+    const id = BackendError.badRequestOn("failed to get resource id", () => stringExtension(event, Extension.resourceId));
+    const clusterName = BackendError.badRequestOn("failed to get cluster name", () => stringExtension(event, Extension.clusterName));
     const version = resourceVersionOf(event);
-    const status = read(() => decodeManifestBundleStatus(event), "failed to unmarshal event data");
+    const status = BackendError.badRequestOn("failed to unmarshal event data", () => decodeManifestBundleStatus(event));
     const [row] = (await this.sql`select * from resources where id = ${id}`) as unknown as ResourceRow[];
     if (row === undefined) {
       this.logger.debug("status for an unknown resource; dropped", { id });
@@ -85,7 +84,7 @@ export class MaestroWorkBackend implements Backend {
       });
       return;
     }
-    const sequenceId = read(() => stringExtension(event, Extension.sequenceId), "failed to get status update sequence id");
+    const sequenceId = BackendError.badRequestOn("failed to get status update sequence id", () => stringExtension(event, Extension.sequenceId));
     const updated = await withAdvisoryLock(this.sql, id, LockType.ResourceStatus, async (tx) => {
       const [found] = (await tx`select version, status from resources where id = ${id}`) as unknown as Array<Pick<ResourceRow, "version" | "status">>;
       if (found === undefined || Number(found.version) !== version) return false; // stale: disregard
@@ -116,13 +115,4 @@ function resourceVersionOf(event: CloudEvent): number {
   const n = typeof value === "number" ? value : typeof value === "string" && /^\d+$/.test(value) ? Number(value) : Number.NaN;
   if (!Number.isSafeInteger(n)) throw BackendError.of("BadRequest", "failed to get resource version: missing or not an integer");
   return n;
-}
-
-function read<T>(fn: () => T, what: string): T {
-  try {
-    return fn();
-  } catch (err) {
-    if (err instanceof ProtocolError) throw BackendError.of("BadRequest", `${what}, ${err.message}`);
-    throw err;
-  }
 }

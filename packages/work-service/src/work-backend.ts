@@ -7,7 +7,6 @@ import {
   DataTypes,
   Extension,
   MANIFEST_WORK_CLEANUP_FINALIZER,
-  ProtocolError,
   decodeManifestBundleStatus,
   eventTypeOf,
   integerExtension,
@@ -98,11 +97,11 @@ export class KubeWorkBackend implements Backend {
 
   async handle(event: CloudEvent, _context: RequestContext): Promise<void> {
     const type = parseEventType(event.type);
-    const clusterName = read(() => stringExtension(event, Extension.clusterName), "failed to get cluster name");
-    const resourceVersion = read(() => integerExtension(event, Extension.resourceVersion), "failed to get resource version");
-    const uid = read(() => stringExtension(event, Extension.resourceId), "failed to get resource id");
-    read(() => stringExtension(event, Extension.sequenceId), "failed to get status update sequence id");
-    const status = read(() => decodeManifestBundleStatus(event), "failed to unmarshal event data");
+    const clusterName = BackendError.badRequestOn("failed to get cluster name", () => stringExtension(event, Extension.clusterName));
+    const resourceVersion = BackendError.badRequestOn("failed to get resource version", () => integerExtension(event, Extension.resourceVersion));
+    const uid = BackendError.badRequestOn("failed to get resource id", () => stringExtension(event, Extension.resourceId));
+    BackendError.badRequestOn("failed to get status update sequence id", () => stringExtension(event, Extension.sequenceId));
+    const status = BackendError.badRequestOn("failed to unmarshal event data", () => decodeManifestBundleStatus(event));
     const last = this.informer.list(clusterName).find((w) => w.metadata.uid === uid);
     if (last === undefined) {
       this.logger.debug("status for an unknown work; acknowledged", { cluster: clusterName, uid });
@@ -246,14 +245,5 @@ export class KubeWorkBackend implements Backend {
       },
       data: deletion === undefined || deletion === null ? bundle : undefined,
     });
-  }
-}
-
-function read<T>(fn: () => T, what: string): T {
-  try {
-    return fn();
-  } catch (err) {
-    if (err instanceof ProtocolError) throw BackendError.of("BadRequest", `${what}, ${err.message}`);
-    throw err;
   }
 }
