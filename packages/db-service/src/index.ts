@@ -1,7 +1,7 @@
 /**
  * The conductor's `maestro` source: it shares Maestro's PostgreSQL database (schema, advisory locks,
- * `events` / `status_events` with LISTEN/NOTIFY) and never calls the Maestro server. Work in
- * progress: the schema, Maestro's advisory-lock keys and the resource row ⇄ CloudEvent codec so far.
+ * `events` / `status_events` with LISTEN/NOTIFY) and never calls the Maestro server: spec delivery
+ * to agents ({@link SpecDelivery}) and status write-back ({@link MaestroWorkBackend}).
  *
  * @packageDocumentation
  */

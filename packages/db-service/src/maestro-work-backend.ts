@@ -29,8 +29,7 @@ export interface MaestroWorkBackendOptions {
  * version matches and the sequence id is newer, then a `StatusUpdate` status event and
  * `NOTIFY status_events`; `Deleted=True` writes a `StatusDelete` event carrying payload and status,
  * then hard-deletes the row. Stale, duplicate and unknown statuses are dropped without error.
- *
- * Spec delivery from `LISTEN events` is not built yet (see the package README).
+ * Spec changes reach agents through {@link SpecDelivery}.
  */
 export class MaestroWorkBackend implements Backend {
   private readonly sql: Sql;

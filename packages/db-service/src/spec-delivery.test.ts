@@ -3,7 +3,6 @@ import { DataTypes, Extension, type CloudEvent } from "@ocm-conductor/protocol";
 import { createDatabase, eventually, startPostgres, type PostgresServer } from "@ocm-conductor/test-harness";
 import postgres, { type Sql } from "postgres";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { LockType, advisoryLockKeys } from "./advisory-lock.js";
 import { ensureSchema } from "./schema.js";
 import { SpecDelivery } from "./spec-delivery.js";
 
@@ -11,6 +10,7 @@ let pg: PostgresServer;
 let sql: Sql;
 let maestro: Sql; // a second client, writing as Maestro does
 let delivery: SpecDelivery | undefined;
+let url: string;
 const sent: CloudEvent[] = [];
 const sink = { publish: (e: CloudEvent) => (sent.push(e), 1) };
 
@@ -36,7 +36,7 @@ const sentFor = (id: string) => sent.filter((e) => e.extensions[Extension.resour
 
 beforeAll(async () => {
   pg = await startPostgres();
-  const url = await createDatabase(pg, "maestro");
+  url = await createDatabase(pg, "maestro");
   sql = postgres(url, { max: 8, onnotice: () => {} });
   maestro = postgres(url, { max: 2, onnotice: () => {} });
   await ensureSchema(sql);
@@ -88,29 +88,6 @@ describe("spec delivery from LISTEN events (maestro-db.md §4.2, §8.3)", () => 
     await eventually(() => ids.every((id) => sentFor(id).length >= 1), 10_000, "every resource after the reconnect");
   });
 
-  it("waits for a busy event lock and delivers once it is free (the reference drops the event)", async () => {
-    delivery = new SpecDelivery({ sql, sink, retryBaseMs: 20 });
-    await delivery.start();
-    const eventId = randomUUID();
-    // Hold the event's lock as another replica would, then announce the event.
-    const [k1, k2] = advisoryLockKeys(eventId, LockType.Events);
-    let release!: () => void;
-    const holding = maestro.begin(async (tx) => {
-      await tx`select pg_advisory_xact_lock(${k1}::int4, ${k2}::int4)`;
-      await new Promise<void>((r) => (release = r));
-    });
-    await eventually(() => release !== undefined, 5000, "the other replica's lock");
-    await maestro`insert into resources (id, created_at, updated_at, source, consumer_name, version, type, payload, status)
-      values ('r-locked', now(), now(), 'mw-client', 'cluster1', 1, '', ${maestro.json(payload("r-locked"))}, 'null'::jsonb)`;
-    await maestro`insert into events (id, created_at, updated_at, source, source_id, event_type) values (${eventId}, now(), now(), 'Resources', 'r-locked', 'Create')`;
-    await maestro`select pg_notify('events', ${eventId})`;
-    await new Promise((r) => setTimeout(r, 300));
-    expect(sentFor("r-locked")).toHaveLength(0);
-    release();
-    await holding;
-    await eventually(() => sentFor("r-locked").length === 1, 5000, "delivery after the lock is released");
-  });
-
   it("sends a deletion for a soft-deleted resource, and leaves events of unknown source unreconciled", async () => {
     delivery = new SpecDelivery({ sql, sink });
     await delivery.start();
@@ -126,5 +103,117 @@ describe("spec delivery from LISTEN events (maestro-db.md §4.2, §8.3)", () => 
     await delivery.idle();
     expect(sentFor("r-odd")).toHaveLength(0);
     expect(await reconciled(odd)).toBe(false);
+  });
+  it("serves consumers round-robin: a delete backlog on one cluster does not starve another's create (maestro#562)", async () => {
+    await maestro`insert into consumers (id, created_at, updated_at, name) values ('c-busy', now(), now(), 'busy') on conflict do nothing`;
+    // 2,000 soft-deleted resources of cluster "busy" with their Delete events, 1,000 orphaned Delete
+    // events (resource already gone), then one Create for cluster1, all written while nobody listens.
+    await maestro`insert into resources (id, created_at, updated_at, deleted_at, source, consumer_name, version, type, payload, status)
+      select 'busy-' || i, now(), now(), now(), 'mw-client', 'busy', 1, '', ${maestro.json(payload("busy"))}, 'null'::jsonb from generate_series(1, 2000) i`;
+    await maestro`insert into events (id, created_at, updated_at, source, source_id, event_type)
+      select gen_random_uuid()::text, now() - interval '1 minute' + i * interval '1 millisecond', now(), 'Resources', 'busy-' || i, 'Delete' from generate_series(1, 2000) i`;
+    await maestro`insert into events (id, created_at, updated_at, source, source_id, event_type)
+      select gen_random_uuid()::text, now() - interval '1 minute', now(), 'Resources', 'gone-' || i, 'Delete' from generate_series(1, 1000) i`;
+    await maestroCreate("r-starved", false);
+    delivery = new SpecDelivery({ sql, sink, concurrency: 1, batchSize: 50 });
+    await delivery.start();
+    await delivery.idle();
+    const order = sent.map((e) => String(e.extensions[Extension.resourceId]));
+    expect(order.filter((id) => id.startsWith("busy-"))).toHaveLength(2000);
+    // A single FIFO would send it last, after 2,000 deletions; round-robin sends it within a few batches.
+    expect(order.indexOf("r-starved")).toBeGreaterThanOrEqual(0);
+    expect(order.indexOf("r-starved")).toBeLessThan(1000);
+    const [left] = await sql`select count(*)::int as n from events where reconciled_date is null and source = 'Resources'`;
+    expect(left!.n).toBe(0); // orphaned deletes are reconciled too
+    await maestro`delete from resources where consumer_name = 'busy'`;
+  });
+
+  it("sends the current row once for several events of one resource handled together", async () => {
+    const create = await maestroCreate("r-coalesce", false);
+    await maestro`update resources set version = 2, deleted_at = now() where id = 'r-coalesce'`;
+    const update = randomUUID();
+    const del = randomUUID();
+    await maestro`insert into events (id, created_at, updated_at, source, source_id, event_type) values
+      (${update}, now(), now(), 'Resources', 'r-coalesce', 'Update'), (${del}, now(), now(), 'Resources', 'r-coalesce', 'Delete')`;
+    delivery = new SpecDelivery({ sql, sink, concurrency: 1 });
+    await delivery.start();
+    await delivery.idle();
+    expect(sentFor("r-coalesce")).toHaveLength(1);
+    expect(sentFor("r-coalesce")[0]!.type).toBe(`${DataTypes.manifestBundles}.spec.delete_request`);
+    expect(sentFor("r-coalesce")[0]!.extensions[Extension.resourceVersion]).toBe(2);
+    for (const id of [create, update, del]) expect(await reconciled(id)).toBe(true);
+  });
+});
+
+describe("several conductor replicas on one database", () => {
+  let other: SpecDelivery | undefined;
+  const sentB: CloudEvent[] = [];
+  const sinkB = { publish: (e: CloudEvent) => (sentB.push(e), 1) };
+  let sqlB: Sql;
+  beforeAll(async () => {
+    sqlB = postgres(url, { max: 4, onnotice: () => {}, connection: { application_name: "replica-b" } });
+  });
+  afterAll(async () => {
+    await sqlB?.end({ timeout: 0 });
+  });
+  beforeEach(() => {
+    sentB.length = 0;
+  });
+  afterEach(async () => {
+    await other?.stop();
+    other = undefined;
+  });
+  const sentByB = (id: string) => sentB.filter((e) => e.extensions[Extension.resourceId] === id);
+
+  it("every replica delivers every event to its own agents, and each event is reconciled once", async () => {
+    delivery = new SpecDelivery({ sql, sink });
+    other = new SpecDelivery({ sql: sqlB, sink: sinkB });
+    await Promise.all([delivery.start(), other.start()]);
+    const ids = Array.from({ length: 100 }, (_, i) => `r-both-${i}`);
+    const events = [];
+    for (const id of ids) events.push(await maestroCreate(id));
+    await eventually(() => ids.every((id) => sentFor(id).length === 1 && sentByB(id).length === 1), 10_000, "both replicas to deliver everything");
+    for (const e of events) expect(await reconciled(e)).toBe(true);
+  });
+
+  it("a replica whose LISTEN dropped still delivers what another replica reconciled meanwhile", async () => {
+    delivery = new SpecDelivery({ sql, sink });
+    other = new SpecDelivery({ sql: sqlB, sink: sinkB });
+    await Promise.all([delivery.start(), other.start()]);
+    const killed = await maestro`select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'replica-b' and query ilike 'listen%'`;
+    expect(killed).toHaveLength(1);
+    const ids = Array.from({ length: 100 }, (_, i) => `r-deaf-${i}`);
+    for (const id of ids) await maestroCreate(id);
+    await eventually(() => ids.every((id) => sentFor(id).length === 1), 10_000, "replica A");
+    await eventually(() => ids.every((id) => sentByB(id).length >= 1), 10_000, "replica B after its reconnect");
+  });
+
+  it("a catch-up over the retention window re-sends only what this replica has not delivered itself", async () => {
+    delivery = new SpecDelivery({ sql, sink });
+    await delivery.start();
+    const seen = await maestroCreate("r-window-seen");
+    await eventually(() => reconciled(seen), 5000, "first replica");
+    other = new SpecDelivery({ sql: sqlB, sink: sinkB }); // starts after the event was reconciled
+    await other.start();
+    await other.idle();
+    expect(sentByB("r-window-seen")).toHaveLength(0); // start-up: unreconciled events only; agents resync on connect
+    await other.sync({ window: true });
+    await other.idle();
+    expect(sentByB("r-window-seen")).toHaveLength(1);
+    await other.sync({ window: true });
+    await other.idle();
+    expect(sentByB("r-window-seen")).toHaveLength(1);
+  });
+
+  it("the purge keeps reconciled events for the retention window only", async () => {
+    const old = await maestroCreate("r-purge-old", false);
+    const recent = await maestroCreate("r-purge-recent", false);
+    await maestro`update events set reconciled_date = now() - interval '2 hours' where id = ${old}`;
+    await maestro`update events set reconciled_date = now() - interval '1 minute' where id = ${recent}`;
+    delivery = new SpecDelivery({ sql, sink, retentionMs: 10 * 60_000 });
+    await delivery.start();
+    await delivery.idle();
+    const left = await sql`select id from events where id in ${sql([old, recent])}`;
+    expect(left.map((r) => r.id)).toEqual([recent]);
   });
 });
