@@ -22,6 +22,17 @@ export interface ListOptions {
   dataType: string;
 }
 
+/**
+ * A list some of whose objects could not be read (one source behind a SourceRouter is down).
+ * The broker answers the resync with the events it has and synthesises **no** deletions, since an
+ * object missing from an incomplete list may still exist.
+ */
+export interface IncompleteList {
+  events: CloudEvent[];
+  /** Why the list is incomplete, for logs. */
+  incomplete: string;
+}
+
 /** Where a backend sends spec events; the broker routes them to the matching subscribers. */
 export interface SpecEventSink {
   /**
@@ -44,8 +55,9 @@ export interface Backend {
    * manifestbundles, a decimal string otherwise; it may be omitted only with `deletiontimestamp`).
    * The type is ignored: the broker rewrites it to `<dataType>.spec.resync_response`. Deleting
    * objects should stay listed, with `deletiontimestamp`, until the agent confirms the deletion.
+   * A backend that can read only part of its objects returns an {@link IncompleteList}.
    */
-  list(options: ListOptions, signal: AbortSignal): Promise<CloudEvent[]>;
+  list(options: ListOptions, signal: AbortSignal): Promise<CloudEvent[] | IncompleteList>;
   /**
    * Handles an event an agent published (a status update, a create, a lease update…): every
    * action except `spec.resync_request`, which the broker answers itself. Throw a

@@ -271,9 +271,13 @@ export class Broker {
 
   private async runResync(dataType: string, clusterName: string, requested: ResourceVersion[], signal: AbortSignal): Promise<void> {
     const backend = this.backends.get(dataType) as Backend;
-    const listed = await backend.list({ clusterName, dataType }, signal);
+    const result = await backend.list({ clusterName, dataType }, signal);
+    const listed = Array.isArray(result) ? result : result.events;
+    if (!Array.isArray(result)) {
+      this.options.logger.warn("resync from an incomplete list: no deletions synthesised", { cluster: clusterName, dataType, why: result.incomplete });
+    }
     const responses = resyncResponses({
-      dataType, clusterName, requested, listed, source: this.options.synthesizedSource, logger: this.options.logger,
+      dataType, clusterName, requested, listed, complete: Array.isArray(result), source: this.options.synthesizedSource, logger: this.options.logger,
     });
     for (const response of responses) this.route(response);
   }

@@ -6,7 +6,7 @@
  *
  * @packageDocumentation
  */
-export type { Backend, Identity, ListOptions, RequestContext, SpecEventSink } from "./backend.js";
+export type { Backend, Identity, IncompleteList, ListOptions, RequestContext, SpecEventSink } from "./backend.js";
 export { BackendError } from "./backend-error.js";
 export {
   Broker,
@@ -21,3 +21,4 @@ export { kIdentity, kStreamReset } from "./context-keys.js";
 export { silentLogger, type Logger } from "./logger.js";
 export { MemoryWorkBackend, type MemoryWork } from "./memory-backend.js";
 export { resyncResponses, type ResyncInput } from "./resync.js";
+export { KUBE_SOURCE, MAESTRO_SOURCE, SourceRouter, workSourceOf, type SourceRouterOptions, type WorkSource } from "./source-router.js";

@@ -43,3 +43,13 @@ describe("resyncResponses for non-work types", () => {
     expect(out[0]?.extensions[Extension.resourceVersion]).toBeUndefined();
   });
 });
+
+describe("resyncResponses from an incomplete list", () => {
+  it("sends what is listed and synthesises no deletion", () => {
+    const out = resyncResponses({
+      dataType: DataTypes.leases, clusterName: "c1", listed: [lease("a", "2")], complete: false, source: "conductor", logger: silentLogger,
+      requested: [{ resourceID: "a", resourceVersion: 1 }, { resourceID: "maybe-elsewhere", resourceVersion: 3 }],
+    });
+    expect(out.map((e) => e.extensions[Extension.resourceId])).toEqual(["a"]);
+  });
+});

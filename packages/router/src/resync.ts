@@ -24,6 +24,8 @@ export interface ResyncInput {
   requested: ResourceVersion[];
   /** What the backend lists for the cluster now. */
   listed: CloudEvent[];
+  /** False when the list is incomplete: then no deletion is synthesised. Default true. */
+  complete?: boolean;
   /** The `source` of synthesised deletions. */
   source: string;
   logger: Logger;
@@ -70,6 +72,7 @@ export function resyncResponses(input: ResyncInput): CloudEvent[] {
     const last = reported.get(id as string) ?? 0;
     if (current === 0 || current > last) out.push({ ...event, type });
   }
+  if (input.complete === false) return out;
   for (const [id, version] of reported) {
     if (!listedIds.has(id)) out.push(synthesizedDeletion(input, type, id, version));
   }
