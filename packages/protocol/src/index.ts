@@ -1,6 +1,7 @@
 /**
  * The OCM CloudEvents-over-gRPC protocol: the generated `io.cloudevents.v1.CloudEventService` and
- * `grpc.health.v1.Health` descriptors, the OCM binary-mode codec, type strings, extensions, the
+ * `grpc.health.v1.Health` descriptors, the conductor's internal `ocm.conductor.v1.BackendService`
+ * (router ⇄ backend processes in the split deployment), the OCM binary-mode codec, type strings, extensions, the
  * work payloads and the Kubernetes error shape agents decode.
  *
  * @packageDocumentation
@@ -25,6 +26,17 @@ export {
   type HealthCheckRequest,
   type HealthCheckResponse,
 } from "./gen/grpc/health/v1/health_pb.js";
+export {
+  BackendService,
+  HandleRequestSchema,
+  ListResponseSchema,
+  WatchSpecResponseSchema,
+  type HandleRequest,
+  type ListRequest,
+  type ListResponse,
+  type WatchSpecRequest,
+  type WatchSpecResponse,
+} from "./gen/ocm/conductor/v1/backend_pb.js";
 export { ProtocolError, type ProtocolErrorCode } from "./protocol-error.js";
 export {
   Extension,

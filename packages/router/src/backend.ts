@@ -41,6 +41,12 @@ export interface SpecEventSink {
    * the number of streams the event was queued on (0 when the cluster has no subscriber).
    */
   publish(event: CloudEvent): number;
+  /**
+   * Tells the agents of `dataType` to resync because spec events may have been lost (a remote
+   * backend's event stream broke): their streams end with `Unavailable`, and they resubscribe and
+   * resync. Provided by the broker; a sink may lack it.
+   */
+  resyncAll?(dataType: string, why: string): void;
 }
 
 /**

@@ -55,7 +55,7 @@ export interface StreamInfo {
 }
 
 /** Why a stream ended: the agent left, it could not keep up, or the server is stopping. */
-export type StreamEndReason = "closed" | "overflow" | "shutdown";
+export type StreamEndReason = "closed" | "overflow" | "shutdown" | "resync";
 
 /** Receives stream lifecycle events; each method is optional. */
 export interface BrokerObserver {
@@ -91,7 +91,10 @@ export class Broker {
   private readonly timer: NodeJS.Timeout | undefined;
 
   /** Where backends publish spec events. */
-  readonly sink: SpecEventSink = { publish: (event) => this.route(event) };
+  readonly sink: Required<SpecEventSink> = {
+    publish: (event) => this.route(event),
+    resyncAll: (dataType, why) => this.endStreams(dataType, why),
+  };
 
   constructor(options: BrokerOptions = {}) {
     this.options = {
@@ -207,6 +210,17 @@ export class Broker {
       subscriber.queue.close(error);
       this.observer.unsubscribed?.(info(subscriber), "shutdown");
     }
+  }
+
+  private endStreams(dataType: string, why: string): void {
+    const error = new ConnectError(`${why}; resubscribe to resync`, Code.Unavailable);
+    const ended = [...this.registry.subscribers()].filter((s) => s.dataType === dataType);
+    for (const subscriber of ended) {
+      this.registry.remove(subscriber);
+      subscriber.queue.close(error);
+      this.observer.unsubscribed?.(info(subscriber), "resync");
+    }
+    if (ended.length > 0) this.options.logger.warn("streams ended so that agents resync", { dataType, streams: ended.length, why });
   }
 
   private route(event: CloudEvent): number {

@@ -8,6 +8,7 @@
  */
 export type { Backend, Identity, IncompleteList, ListOptions, RequestContext, SpecEventSink } from "./backend.js";
 export { BackendError } from "./backend-error.js";
+export { backendServiceImpl, registerBackendService, type BackendServiceHandle, type BackendServiceOptions } from "./backend-service.js";
 export {
   Broker,
   type BrokerObserver,
@@ -20,5 +21,6 @@ export { SUBSCRIPTION_ID_HEADER, cloudEventServiceImpl, registerCloudEventServic
 export { kIdentity, kStreamReset } from "./context-keys.js";
 export { silentLogger, type Logger } from "./logger.js";
 export { MemoryWorkBackend, type MemoryWork } from "./memory-backend.js";
+export { RemoteBackend, type RemoteBackendOptions } from "./remote-backend.js";
 export { resyncResponses, type ResyncInput } from "./resync.js";
 export { KUBE_SOURCE, MAESTRO_SOURCE, SourceRouter, workSourceOf, type SourceRouterOptions, type WorkSource } from "./source-router.js";
