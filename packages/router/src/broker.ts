@@ -57,6 +57,18 @@ export interface StreamInfo {
 /** Why a stream ended: the agent left, it could not keep up, or the server is stopping. */
 export type StreamEndReason = "closed" | "overflow" | "shutdown" | "resync";
 
+/** One live stream as {@link Broker.streams} reports it. */
+export interface StreamSnapshot extends StreamInfo {
+  /** When the stream subscribed (RFC 3339). */
+  since: string;
+  /** Events waiting to be sent. */
+  queued: number;
+  /** Messages sent, heartbeats included. */
+  sent: number;
+  /** When the last heartbeat was sent (RFC 3339), or null. */
+  lastHeartbeat: string | null;
+}
+
 /** Receives stream lifecycle events; each method is optional. */
 export interface BrokerObserver {
   subscribed?(stream: StreamInfo): void;
@@ -127,6 +139,19 @@ export class Broker {
     return this.registry.size;
   }
 
+  /** The live streams, for operators (`/debug/subscribers`). */
+  streams(): StreamSnapshot[] {
+    return [...this.registry.subscribers()].map((s) => ({
+      id: s.id,
+      clusterName: s.clusterName,
+      dataType: s.dataType,
+      since: new Date(s.since).toISOString(),
+      queued: s.queue.size,
+      sent: s.queue.sent,
+      lastHeartbeat: s.queue.lastHeartbeatAt === undefined ? null : new Date(s.queue.lastHeartbeatAt).toISOString(),
+    }));
+  }
+
   /** Cluster names with at least one live stream. */
   subscribedClusters(): string[] {
     return this.registry.clusters();
@@ -155,6 +180,7 @@ export class Broker {
       clusterName: request.clusterName,
       dataType: request.dataType,
       queue: new SubscriberQueue(this.options.queueCapacity),
+      since: Date.now(),
       reset,
     };
     this.registry.add(subscriber);

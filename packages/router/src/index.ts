@@ -15,6 +15,7 @@ export {
   type BrokerOptions,
   type StreamEndReason,
   type StreamInfo,
+  type StreamSnapshot,
   type Subscription,
 } from "./broker.js";
 export { SUBSCRIPTION_ID_HEADER, cloudEventServiceImpl, registerCloudEventService } from "./cloud-event-service.js";

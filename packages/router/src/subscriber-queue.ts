@@ -15,6 +15,10 @@ export class SubscriberQueue {
   private ended = false;
   private failure: Error | undefined;
   private wake: (() => void) | undefined;
+  /** Messages handed to the stream so far, heartbeats included. */
+  sent = 0;
+  /** When the last heartbeat was handed to the stream (epoch ms). */
+  lastHeartbeatAt: number | undefined;
 
   constructor(readonly capacity: number) {}
 
@@ -61,9 +65,14 @@ export class SubscriberQueue {
       const beat = this.heartbeat;
       if (beat !== undefined) {
         this.heartbeat = undefined;
+        this.sent++;
+        this.lastHeartbeatAt = Date.now();
         return beat();
       }
-      if (this.size > 0) return this.take();
+      if (this.size > 0) {
+        this.sent++;
+        return this.take();
+      }
       await new Promise<void>((resolve) => (this.wake = resolve));
     }
   }

@@ -3,7 +3,7 @@ import { SubscriberQueue } from "./subscriber-queue.js";
 import { SubscriberRegistry, type Subscriber } from "./subscriber-registry.js";
 
 const sub = (id: string, clusterName: string, dataType = "a.v1.things"): Subscriber =>
-  ({ id, clusterName, dataType, queue: new SubscriberQueue(1), reset: undefined });
+  ({ id, clusterName, dataType, queue: new SubscriberQueue(1), since: 0, reset: undefined });
 
 describe("SubscriberRegistry", () => {
   it("indexes by cluster and data type and cleans up empty keys", () => {

@@ -7,6 +7,8 @@ export interface Subscriber {
   readonly clusterName: string;
   readonly dataType: string;
   readonly queue: SubscriberQueue;
+  /** When the stream was registered (epoch ms). */
+  readonly since: number;
   /** Resets the underlying HTTP/2 stream, when the transport can. */
   readonly reset: (() => void) | undefined;
 }
