@@ -1,15 +1,18 @@
 import { spawn } from "node:child_process";
+import { chmodSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { Health, ServingStatus } from "@ocm-conductor/protocol";
-import { describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { resolveServeConfig } from "./cli.js";
 
 const bin = fileURLToPath(new URL("../bin/conductor.js", import.meta.url));
 
 function run(args: string[], untilLine?: RegExp) {
-  const child = spawn(process.execPath, [bin, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, [bin, ...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, DATABASE_URL: "" } });
   let stdout = "";
   let stderr = "";
   child.stdout.on("data", (d) => (stdout += d));
@@ -24,9 +27,14 @@ function run(args: string[], untilLine?: RegExp) {
   return { child, matched, exited, out: () => stdout, err: () => stderr };
 }
 
+// The embedded database of `serve` goes to a temp dir (0755: as root it runs as the postgres user), not ./.data/pg.
+const dataParent = mkdtempSync(join(tmpdir(), "conductor-cli-"));
+chmodSync(dataParent, 0o755);
+afterAll(() => rmSync(dataParent, { recursive: true, force: true }));
+
 describe("conductor command line", () => {
   it("serves gRPC until SIGTERM, then exits 0", async () => {
-    const p = run(["serve", "--grpc-port", "0"], /gRPC server listening/);
+    const p = run(["serve", "--grpc-port", "0", "--data-dir", join(dataParent, "pg")], /gRPC server listening/);
     const line = JSON.parse(await p.matched) as { url: string };
     expect(line.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     const health = createClient(Health, createGrpcTransport({ baseUrl: line.url }));
@@ -42,6 +50,7 @@ describe("conductor command line", () => {
     [["serve", "--broker-heartbeat-interval", "often"], /invalid duration/],
     [["serve", "--config", "/nonexistent/conductor.yaml"], /cannot read config file/],
     [["serve", "--log-level", "loud"], /--log-level must be/],
+    [["serve", "--data-dir"], /argument missing/],
     [["frobnicate"], /unknown command "frobnicate"/],
   ])("exits 2 with a clear message for %j", async (args, message) => {
     const p = run(args);

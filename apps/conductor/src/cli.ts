@@ -1,11 +1,13 @@
 import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
-import { DataTypes } from "@ocm-conductor/protocol";
-import { Broker, MemoryWorkBackend } from "@ocm-conductor/router";
+import { Broker, type Logger } from "@ocm-conductor/router";
 import { ConfigError, defaultConfig, loadConfigFile, readPort, validateBroker, type ConductorConfig } from "./config.js";
+import { describeDatabase, resolvePassword, selectDatabase, type DatabaseConnection } from "./database-config.js";
 import { parseGoDuration } from "./duration.js";
+import { startEmbeddedDatabase, type EmbeddedDatabase } from "./embedded-database.js";
 import { createJsonLogger, isLogLevel } from "./logger.js";
-import { startGrpcServer, type TlsMaterial } from "./transport/grpc-server.js";
+import { startMaestroSource, type MaestroSource } from "./maestro-source.js";
+import { startGrpcServer, type RunningGrpcServer, type TlsMaterial } from "./transport/grpc-server.js";
 
 const USAGE = `Usage: conductor <command> [flags]
 
@@ -14,12 +16,20 @@ Commands:
   help       Show this help
 
 Flags for serve:
-  --config FILE                      conductor YAML (grpc_config: keys of sdk-go's server options)
+  --config FILE                      conductor YAML (grpc_config: keys of sdk-go's server options,
+                                     db_config: keys of Maestro's database options)
+  --data-dir DIR                     embedded PostgreSQL data directory (default ./.data/pg), used
+                                     (else ignored) when neither DATABASE_URL nor db_config names
+                                     a database
   --grpc-port PORT                   overrides grpc_config.server_bind_port
   --grpc-host HOST                   overrides grpc_config.server_bind_host
   --broker-heartbeat-interval DUR    heartbeat period per stream, at least 10s (default 10s)
   --broker-heartbeat-disabled        send no heartbeats
   --log-level debug|info|warn|error  (default info)
+
+Environment:
+  DATABASE_URL                       postgres://user:password@host:port/database[?sslmode=…];
+                                     overrides db_config
 `;
 
 /** Thrown for command-line mistakes; the process exits with status 2. */
@@ -27,7 +37,7 @@ class UsageError extends Error {}
 
 /**
  * Runs the `conductor` command line and resolves with the process exit code: 0 after a clean
- * shutdown, 1 when the server fails, 2 for usage and configuration errors.
+ * shutdown, 1 when the server or its database fails, 2 for usage and configuration errors.
  */
 export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const [command = "help", ...rest] = argv;
@@ -53,8 +63,14 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
   }
 }
 
-/** Parses `serve` flags over the config file and defaults. Exported for tests. */
-export async function resolveServeConfig(args: string[]): Promise<{ config: ConductorConfig; logLevel: string }> {
+/**
+ * Parses `serve` flags over the config file and defaults, and picks the database (`DATABASE_URL`
+ * in `env` over `db_config:` over the embedded default). Exported for tests.
+ */
+export async function resolveServeConfig(
+  args: string[],
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<{ config: ConductorConfig; logLevel: string; ignored: string[] }> {
   let values;
   try {
     ({ values } = parseArgs({
@@ -65,6 +81,7 @@ export async function resolveServeConfig(args: string[]): Promise<{ config: Cond
         config: { type: "string" },
         "grpc-port": { type: "string" },
         "grpc-host": { type: "string" },
+        "data-dir": { type: "string" },
         "broker-heartbeat-interval": { type: "string" },
         "broker-heartbeat-disabled": { type: "boolean" },
         "log-level": { type: "string", default: "info" },
@@ -83,35 +100,71 @@ export async function resolveServeConfig(args: string[]): Promise<{ config: Cond
   }
   if (values["broker-heartbeat-disabled"] === true) config.broker.heartbeatDisabled = true;
   validateBroker(config.broker);
+  const { database, ignored } = selectDatabase(config.database, env, values["data-dir"]);
+  config.database = database.kind === "external" ? await resolvePassword(database) : database;
   if (!isLogLevel(values["log-level"])) throw new UsageError(`--log-level must be debug, info, warn or error`);
-  return { config, logLevel: values["log-level"] };
+  return { config, logLevel: values["log-level"], ignored: ignored === undefined ? [] : [ignored] };
 }
 
-async function serve(args: string[], _env: NodeJS.ProcessEnv): Promise<number> {
-  const { config, logLevel } = await resolveServeConfig(args);
+async function serve(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  const { config, logLevel, ignored } = await resolveServeConfig(args, env);
   const logger = createJsonLogger(isLogLevel(logLevel) ? logLevel : "info");
-  const broker = new Broker({
-    heartbeatIntervalMs: config.broker.heartbeatDisabled ? 0 : config.broker.heartbeatIntervalMs,
-    queueCapacity: config.broker.queueCapacity,
-    maxSendBytes: config.grpc.maxSendMessageSize,
-    logger,
-  });
-  // Until the Kubernetes and Maestro routes land, manifestbundles are served from memory.
-  broker.registerBackend(DataTypes.manifestBundles, new MemoryWorkBackend("conductor-demo"));
-  logger.warn("serving manifestbundles from the in-memory demo backend");
+  for (const setting of ignored) logger.warn("setting ignored", { setting });
   const tls = await readTls(config);
-  const server = await startGrpcServer({ config: config.grpc, broker, logger, ...(tls === undefined ? {} : { tls }) });
-  await new Promise<void>((resolve) => {
-    const stop = (signal: string) => {
-      logger.info("shutting down", { signal });
-      resolve();
-    };
-    process.once("SIGINT", () => stop("SIGINT"));
-    process.once("SIGTERM", () => stop("SIGTERM"));
-  });
-  await server.close();
+  // Signals during start-up are remembered: start-up finishes its step, then everything stops in order.
+  let signalled: (signal: string) => void = () => {};
+  const signal = new Promise<string>((resolve) => (signalled = resolve));
+  const onSignal = (name: NodeJS.Signals) => () => signalled(name);
+  const handlers = (["SIGINT", "SIGTERM"] as const).map((name) => [name, onSignal(name)] as const);
+  for (const [name, handler] of handlers) process.once(name, handler);
+  let embedded: EmbeddedDatabase | undefined;
+  let source: MaestroSource | undefined;
+  let server: RunningGrpcServer | undefined;
+  let code = 0;
+  try {
+    let connection: DatabaseConnection;
+    if (config.database.kind === "external") {
+      connection = config.database;
+      logger.info("using an external database", { database: describeDatabase(connection), from: config.database.origin });
+    } else {
+      embedded = await startEmbeddedDatabase({ dataDir: config.database.dataDir, logger });
+      connection = embedded.connection;
+    }
+    const broker = new Broker({
+      heartbeatIntervalMs: config.broker.heartbeatDisabled ? 0 : config.broker.heartbeatIntervalMs,
+      queueCapacity: config.broker.queueCapacity,
+      maxSendBytes: config.grpc.maxSendMessageSize,
+      logger,
+    });
+    source = await startMaestroSource({ broker, database: connection, logger });
+    server = await startGrpcServer({ config: config.grpc, broker, logger, ...(tls === undefined ? {} : { tls }) });
+    const unexpected = embedded?.exited.then(() => "embedded PostgreSQL exited");
+    const why = await Promise.race([signal, ...(unexpected ? [unexpected] : [])]);
+    if (why.startsWith("SIG")) logger.info("shutting down", { signal: why });
+    else {
+      logger.error("shutting down", { reason: why });
+      code = 1;
+    }
+  } finally {
+    await shutdown(logger, server, source, embedded);
+    for (const [name, handler] of handlers) process.removeListener(name, handler);
+  }
   logger.info("stopped");
-  return 0;
+  return code;
+}
+
+/** Stops in order: gRPC (no more agents), spec delivery and the client, then the embedded database. */
+async function shutdown(logger: Logger, server?: RunningGrpcServer, source?: MaestroSource, embedded?: EmbeddedDatabase): Promise<void> {
+  const step = async (what: string, run: (() => Promise<void>) | undefined) => {
+    try {
+      await run?.();
+    } catch (err) {
+      logger.warn(`${what} failed during shutdown`, { error: String(err) });
+    }
+  };
+  await step("gRPC server close", server && (() => server.close()));
+  await step("maestro source stop", source && (() => source.stop()));
+  await step("embedded PostgreSQL stop", embedded && (() => embedded.stop()));
 }
 
 async function readTls(config: ConductorConfig): Promise<TlsMaterial | undefined> {

@@ -1,6 +1,9 @@
 import { readFile } from "node:fs/promises";
 import { parse as parseYaml } from "yaml";
-import { parseGoDuration } from "./duration.js";
+import { ConfigError, readBool, readDuration, readInt, readPort, readString, section } from "./config-values.js";
+import { DEFAULT_DATA_DIR, readDbConfig, type DatabaseConfig } from "./database-config.js";
+
+export { ConfigError, readPort } from "./config-values.js";
 
 /**
  * The gRPC server settings, named after the `grpc_config` YAML keys of sdk-go's
@@ -48,11 +51,8 @@ export interface BrokerConfig {
 export interface ConductorConfig {
   grpc: GrpcServerConfig;
   broker: BrokerConfig;
-}
-
-/** Thrown for an unreadable or invalid configuration; the message names the key and the rule. */
-export class ConfigError extends Error {
-  override readonly name = "ConfigError";
+  /** Maestro's database for the `maestro` source: `db_config:` (external) or the embedded default. */
+  database: DatabaseConfig;
 }
 
 const MiB = 1024 * 1024;
@@ -74,12 +74,13 @@ export function defaultConfig(): ConductorConfig {
       serverPingTimeoutMs: 10_000,
     },
     broker: { heartbeatDisabled: false, heartbeatIntervalMs: 10_000, queueCapacity: 1024 },
+    database: { kind: "embedded", dataDir: DEFAULT_DATA_DIR },
   };
 }
 
 /**
- * Reads a conductor YAML file (`grpc_config:` block, optional `broker_config:` block) over the
- * defaults. Unknown keys are ignored as yaml.v2 ignores them; known keys with bad values fail.
+ * Reads a conductor YAML file (`grpc_config:` block, optional `broker_config:` and `db_config:`
+ * blocks) over the defaults. Unknown keys are ignored as yaml.v2 ignores them; known keys with bad values fail.
  */
 export async function loadConfigFile(path: string): Promise<ConductorConfig> {
   let text: string;
@@ -132,6 +133,8 @@ export function applyConfig(base: ConductorConfig, doc: Record<string, unknown>)
   if (broker["heartbeat_interval"] !== undefined) config.broker.heartbeatIntervalMs = readDuration("broker_config.heartbeat_interval", broker["heartbeat_interval"], 0);
   if (broker["queue_capacity"] !== undefined) config.broker.queueCapacity = readInt("broker_config.queue_capacity", broker["queue_capacity"], 1, 1_000_000);
   validateBroker(config.broker);
+  const database = readDbConfig(doc);
+  if (database !== undefined) config.database = database;
   return config;
 }
 
@@ -140,42 +143,6 @@ export function validateBroker(broker: BrokerConfig): void {
   if (!broker.heartbeatDisabled && broker.heartbeatIntervalMs < 10_000) {
     throw new ConfigError("broker heartbeat interval must be at least 10s when heartbeats are enabled");
   }
-}
-
-function section(doc: Record<string, unknown>, key: string): Record<string, unknown> {
-  const value = doc[key];
-  if (value === undefined || value === null) return {};
-  if (typeof value !== "object" || Array.isArray(value)) throw new ConfigError(`${key} must be a mapping`);
-  return value as Record<string, unknown>;
-}
-
-function readString(key: string, value: unknown): string {
-  if (typeof value !== "string" || value === "") throw new ConfigError(`${key} must be a non-empty string`);
-  return value;
-}
-
-function readInt(key: string, value: unknown, min: number, max: number): number {
-  if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
-    throw new ConfigError(`${key} must be an integer from ${min} to ${max}, got ${JSON.stringify(value)}`);
-  }
-  return value;
-}
-
-/** Parses a TCP port given as a string (the Go form) or a number. */
-export function readPort(key: string, value: unknown): number {
-  const n = typeof value === "string" && /^\d+$/.test(value) ? Number(value) : value;
-  return readInt(key, n, 0, 65535);
-}
-
-function readBool(key: string, value: unknown): boolean {
-  if (typeof value !== "boolean") throw new ConfigError(`${key} must be true or false`);
-  return value;
-}
-
-function readDuration(key: string, value: unknown, min: number): number {
-  const ms = parseGoDuration(value);
-  if (ms === undefined || ms < min) throw new ConfigError(`${key} must be a duration such as "30s" (at least ${min} ms), got ${JSON.stringify(value)}`);
-  return ms;
 }
 
 function readTlsVersion(key: string, value: unknown): "TLSv1.2" | "TLSv1.3" {

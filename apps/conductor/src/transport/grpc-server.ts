@@ -25,6 +25,8 @@ export interface GrpcServerOptions {
   tls?: TlsMaterial;
   /** Connect interceptors, e.g. authentication and authorization (applied last-first). */
   interceptors?: Interceptor[];
+  /** Called for every new HTTP/2 connection (e.g. to count it in metrics). */
+  onConnection?: (session: http2.ServerHttp2Session) => void;
   logger?: Logger;
 }
 
@@ -101,6 +103,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
   server.on("session", (session: http2.ServerHttp2Session) => {
     sessions.add(session);
     session.once("close", () => sessions.delete(session));
+    options.onConnection?.(session);
     session.on("error", (err) => logger.debug("connection error", { error: err.message }));
     keepConnection(session, {
       pingIntervalMs: config.serverPingIntervalMs,
