@@ -161,3 +161,20 @@ describe("snowflake comparison", () => {
     expect(() => isNewerSequenceId("12a", undefined)).toThrow(/invalid sequence id/);
   });
 });
+
+describe("spec delivery through the backend's sink", () => {
+  it("start() refuses to run unattached, then delivers to the sink it was attached to", async () => {
+    const own = new MaestroWorkBackend({ sql });
+    await expect(own.start()).rejects.toThrow(/attach it to a sink first/);
+    const sent: CloudEvent[] = [];
+    own.attach({ publish: (e) => (sent.push(e), 1) });
+    await own.start();
+    expect(own.ready).toBe(true);
+    const eventId = "e-backend-start";
+    await sql`insert into events (id, created_at, updated_at, source, source_id, event_type) values (${eventId}, now(), now(), 'Resources', 'r1', 'Create')`;
+    await sql`select pg_notify('events', ${eventId})`;
+    await eventually(() => sent.some((e) => e.extensions[Extension.resourceId] === "r1"), 5000, "delivery");
+    await own.stop();
+    expect(own.ready).toBe(false);
+  });
+});

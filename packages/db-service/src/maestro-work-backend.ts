@@ -8,18 +8,21 @@ import {
   stringExtension,
   type CloudEvent,
 } from "@ocm-conductor/protocol";
-import { BackendError, silentLogger, type Backend, type ListOptions, type Logger, type RequestContext } from "@ocm-conductor/router";
+import { BackendError, silentLogger, type Backend, type ListOptions, type Logger, type RequestContext, type SpecEventSink } from "@ocm-conductor/router";
 import type { Sql } from "postgres";
 import { randomUUID } from "node:crypto";
 import { LockType, withAdvisoryLock } from "./advisory-lock.js";
 import { ResourceRowError, resourceToSpecEvent, statusEventToJson, type ResourceRow } from "./resource-codec.js";
 import { isNewerSequenceId } from "./sequence-id.js";
+import { SpecDelivery, type SpecDeliveryOptions } from "./spec-delivery.js";
 
 /** Options of {@link MaestroWorkBackend}. */
 export interface MaestroWorkBackendOptions {
   /** A postgres.js client on Maestro's database (schema ensured by `ensureSchema` or `maestro migration`). */
   sql: Sql;
   logger?: Logger;
+  /** Tuning of the spec delivery {@link MaestroWorkBackend.start} runs. */
+  delivery?: Omit<SpecDeliveryOptions, "sql" | "sink" | "logger">;
 }
 
 /**
@@ -29,15 +32,44 @@ export interface MaestroWorkBackendOptions {
  * version matches and the sequence id is newer, then a `StatusUpdate` status event and
  * `NOTIFY status_events`; `Deleted=True` writes a `StatusDelete` event carrying payload and status,
  * then hard-deletes the row. Stale, duplicate and unknown statuses are dropped without error.
- * Spec changes reach agents through {@link SpecDelivery}.
+ * Spec changes reach agents through {@link SpecDelivery}: once the backend is attached to a sink
+ * (registered with a broker or a backend service), {@link start} runs it on that sink.
  */
 export class MaestroWorkBackend implements Backend {
   private readonly sql: Sql;
   private readonly logger: Logger;
+  private readonly deliveryOptions: MaestroWorkBackendOptions["delivery"];
+  private sink: SpecEventSink | undefined;
+  private delivery: SpecDelivery | undefined;
 
   constructor(options: MaestroWorkBackendOptions) {
     this.sql = options.sql;
     this.logger = options.logger ?? silentLogger;
+    this.deliveryOptions = options.delivery;
+  }
+
+  attach(sink: SpecEventSink): void {
+    this.sink = sink;
+  }
+
+  /** Starts spec delivery to the attached sink; resolves once LISTEN is active and the catch-up queued. */
+  async start(): Promise<void> {
+    if (this.sink === undefined) throw new Error("MaestroWorkBackend.start: attach it to a sink first (register it)");
+    if (this.delivery !== undefined) return;
+    const delivery = new SpecDelivery({ ...this.deliveryOptions, sql: this.sql, sink: this.sink, logger: this.logger });
+    await delivery.start();
+    this.delivery = delivery;
+  }
+
+  /** Stops spec delivery. */
+  async stop(): Promise<void> {
+    await this.delivery?.stop();
+    this.delivery = undefined;
+  }
+
+  /** True while spec delivery runs (for readiness). */
+  get ready(): boolean {
+    return this.delivery !== undefined;
   }
 
   /** Every resource of the consumer, soft-deleted ones included (they go out as deletions), in one query. */
