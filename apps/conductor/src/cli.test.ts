@@ -34,7 +34,7 @@ afterAll(() => rmSync(dataParent, { recursive: true, force: true }));
 
 describe("conductor command line", () => {
   it("serves gRPC until SIGTERM, then exits 0", async () => {
-    const p = run(["serve", "--grpc-port", "0", "--data-dir", join(dataParent, "pg")], /gRPC server listening/);
+    const p = run(["serve", "--grpc-port", "0", "--admin-port", "0", "--data-dir", join(dataParent, "pg")], /gRPC server listening/);
     const line = JSON.parse(await p.matched) as { url: string };
     expect(line.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     const health = createClient(Health, createGrpcTransport({ baseUrl: line.url }));
@@ -51,6 +51,11 @@ describe("conductor command line", () => {
     [["serve", "--config", "/nonexistent/conductor.yaml"], /cannot read config file/],
     [["serve", "--log-level", "loud"], /--log-level must be/],
     [["serve", "--data-dir"], /argument missing/],
+    [["serve", "--mode", "everything"], /--mode must be one of all, router, work-service, db-service, consumer-controller/],
+    [["serve", "--config", "a.yaml", "--server-config", "b.yaml"], /not both/],
+    [["serve", "--work-service-url", "http://127.0.0.1:1"], /--work-service-url is for --mode router/],
+    [["serve", "--mode", "router", "--db-service-url", "ftp://x"], /must be http:\/\/host:port/],
+    [["serve", "--admin-port", "70000"], /--admin-port/],
     [["frobnicate"], /unknown command "frobnicate"/],
   ])("exits 2 with a clear message for %j", async (args, message) => {
     const p = run(args);

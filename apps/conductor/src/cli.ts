@@ -1,23 +1,31 @@
 import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
-import { Broker, type Logger } from "@ocm-conductor/router";
 import { ConfigError, defaultConfig, loadConfigFile, readPort, validateBroker, type ConductorConfig } from "./config.js";
-import { describeDatabase, resolvePassword, selectDatabase, type DatabaseConnection } from "./database-config.js";
+import { SERVE_MODES, startConductorProcess, type ConductorProcess, type ServeMode } from "./conductor-process.js";
+import { runCtl } from "./ctl/ctl.js";
+import { resolvePassword, selectDatabase } from "./database-config.js";
 import { parseGoDuration } from "./duration.js";
-import { startEmbeddedDatabase, type EmbeddedDatabase } from "./embedded-database.js";
 import { createJsonLogger, isLogLevel } from "./logger.js";
-import { startMaestroSource, type MaestroSource } from "./maestro-source.js";
-import { startGrpcServer, type RunningGrpcServer, type TlsMaterial } from "./transport/grpc-server.js";
+import { resolveKubeAccess } from "./kube-access.js";
+import type { TlsMaterial } from "./transport/grpc-server.js";
 
 const USAGE = `Usage: conductor <command> [flags]
 
 Commands:
-  serve      Run the conductor gRPC server (default: h2c on 127.0.0.1:8090)
+  serve      Run the conductor (default: --mode all, gRPC h2c on 127.0.0.1:8090, admin on 127.0.0.1:8080)
+  ctl        Debugging client: subscribe, publish, status (conductor ctl help)
   help       Show this help
 
 Flags for serve:
-  --config FILE                      conductor YAML (grpc_config: keys of sdk-go's server options,
-                                     db_config: keys of Maestro's database options)
+  --mode MODE                        all (default) | router | work-service | db-service | consumer-controller
+  --server-config FILE               conductor YAML (grpc_config: keys of sdk-go's server options,
+                                     db_config: keys of Maestro's database options); --config is an alias
+  --kubeconfig FILE                  the hub's Kubernetes API (else KUBECONFIG, else in-cluster, else none:
+                                     the kube route, registration services and consumer controller are off)
+  --admin-host HOST                  admin HTTP listener host (default 127.0.0.1)
+  --admin-port PORT                  /livez /readyz /metrics /debug/subscribers (default 8080; 0 = any free port)
+  --work-service-url URL             --mode router: the work-service process (http://host:port)
+  --db-service-url URL               --mode router: the db-service process (http://host:port)
   --data-dir DIR                     embedded PostgreSQL data directory (default ./.data/pg), used
                                      (else ignored) when neither DATABASE_URL nor db_config names
                                      a database
@@ -45,6 +53,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     switch (command) {
       case "serve":
         return await serve(rest, env);
+      case "ctl":
+        return await runCtl(rest, { stdout: (t) => void process.stdout.write(t), stderr: (t) => void process.stderr.write(t) });
       case "help":
       case "--help":
       case "-h":
@@ -63,14 +73,23 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
   }
 }
 
+/** What `conductor serve` was asked to run, after flags, the config file and the environment. */
+export interface ServeSettings {
+  config: ConductorConfig;
+  logLevel: string;
+  /** Settings that do not apply (e.g. `--data-dir` with an external database), for a warning. */
+  ignored: string[];
+  mode: ServeMode;
+  kubeconfig: string | undefined;
+  admin: { host: string; port: number };
+  remotes: { workService?: string; dbService?: string };
+}
+
 /**
  * Parses `serve` flags over the config file and defaults, and picks the database (`DATABASE_URL`
  * in `env` over `db_config:` over the embedded default). Exported for tests.
  */
-export async function resolveServeConfig(
-  args: string[],
-  env: NodeJS.ProcessEnv = process.env,
-): Promise<{ config: ConductorConfig; logLevel: string; ignored: string[] }> {
+export async function resolveServeConfig(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<ServeSettings> {
   let values;
   try {
     ({ values } = parseArgs({
@@ -78,7 +97,14 @@ export async function resolveServeConfig(
       strict: true,
       allowPositionals: false,
       options: {
+        mode: { type: "string", default: "all" },
         config: { type: "string" },
+        "server-config": { type: "string" },
+        kubeconfig: { type: "string" },
+        "admin-host": { type: "string", default: "127.0.0.1" },
+        "admin-port": { type: "string", default: "8080" },
+        "work-service-url": { type: "string" },
+        "db-service-url": { type: "string" },
         "grpc-port": { type: "string" },
         "grpc-host": { type: "string" },
         "data-dir": { type: "string" },
@@ -90,7 +116,11 @@ export async function resolveServeConfig(
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
-  const config = values.config === undefined ? defaultConfig() : await loadConfigFile(values.config);
+  const mode = values.mode as ServeMode;
+  if (!SERVE_MODES.includes(mode)) throw new UsageError(`--mode must be one of ${SERVE_MODES.join(", ")}`);
+  if (values.config !== undefined && values["server-config"] !== undefined) throw new UsageError("give --server-config or --config, not both");
+  const file = values["server-config"] ?? values.config;
+  const config = file === undefined ? defaultConfig() : await loadConfigFile(file);
   if (values["grpc-port"] !== undefined) config.grpc.port = readPort("--grpc-port", values["grpc-port"]);
   if (values["grpc-host"] !== undefined) config.grpc.host = values["grpc-host"];
   if (values["broker-heartbeat-interval"] !== undefined) {
@@ -103,68 +133,62 @@ export async function resolveServeConfig(
   const { database, ignored } = selectDatabase(config.database, env, values["data-dir"]);
   config.database = database.kind === "external" ? await resolvePassword(database) : database;
   if (!isLogLevel(values["log-level"])) throw new UsageError(`--log-level must be debug, info, warn or error`);
-  return { config, logLevel: values["log-level"], ignored: ignored === undefined ? [] : [ignored] };
+  const remotes: ServeSettings["remotes"] = {};
+  for (const [flag, key] of [["work-service-url", "workService"], ["db-service-url", "dbService"]] as const) {
+    const url = values[flag];
+    if (url === undefined) continue;
+    if (mode !== "router") throw new UsageError(`--${flag} is for --mode router`);
+    if (!/^https?:\/\/[^/]+\/?$/.test(url)) throw new UsageError(`--${flag} must be http://host:port or https://host:port, got "${url}"`);
+    remotes[key] = url;
+  }
+  return {
+    config,
+    logLevel: values["log-level"],
+    ignored: ignored === undefined ? [] : [ignored],
+    mode,
+    kubeconfig: values.kubeconfig,
+    admin: { host: values["admin-host"], port: readPort("--admin-port", values["admin-port"]) },
+    remotes,
+  };
 }
 
 async function serve(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
-  const { config, logLevel, ignored } = await resolveServeConfig(args, env);
-  const logger = createJsonLogger(isLogLevel(logLevel) ? logLevel : "info");
-  for (const setting of ignored) logger.warn("setting ignored", { setting });
-  const tls = await readTls(config);
+  const settings = await resolveServeConfig(args, env);
+  const logger = createJsonLogger(isLogLevel(settings.logLevel) ? settings.logLevel : "info");
+  for (const setting of settings.ignored) logger.warn("setting ignored", { setting });
+  const tls = await readTls(settings.config);
+  const kube = resolveKubeAccess(settings.kubeconfig, env);
   // Signals during start-up are remembered: start-up finishes its step, then everything stops in order.
   let signalled: (signal: string) => void = () => {};
   const signal = new Promise<string>((resolve) => (signalled = resolve));
   const onSignal = (name: NodeJS.Signals) => () => signalled(name);
   const handlers = (["SIGINT", "SIGTERM"] as const).map((name) => [name, onSignal(name)] as const);
   for (const [name, handler] of handlers) process.once(name, handler);
-  let embedded: EmbeddedDatabase | undefined;
-  let source: MaestroSource | undefined;
-  let server: RunningGrpcServer | undefined;
+  let running: ConductorProcess | undefined;
   let code = 0;
   try {
-    let connection: DatabaseConnection;
-    if (config.database.kind === "external") {
-      connection = config.database;
-      logger.info("using an external database", { database: describeDatabase(connection), from: config.database.origin });
-    } else {
-      embedded = await startEmbeddedDatabase({ dataDir: config.database.dataDir, logger });
-      connection = embedded.connection;
-    }
-    const broker = new Broker({
-      heartbeatIntervalMs: config.broker.heartbeatDisabled ? 0 : config.broker.heartbeatIntervalMs,
-      queueCapacity: config.broker.queueCapacity,
-      maxSendBytes: config.grpc.maxSendMessageSize,
+    logger.info("starting", { mode: settings.mode });
+    running = await startConductorProcess({
+      mode: settings.mode,
+      config: settings.config,
+      kube,
+      ...(tls === undefined ? {} : { tls }),
+      admin: settings.admin,
+      remotes: settings.remotes,
       logger,
     });
-    source = await startMaestroSource({ broker, database: connection, logger });
-    server = await startGrpcServer({ config: config.grpc, broker, logger, ...(tls === undefined ? {} : { tls }) });
-    const unexpected = embedded?.exited.then(() => "embedded PostgreSQL exited");
-    const why = await Promise.race([signal, ...(unexpected ? [unexpected] : [])]);
+    const why = await Promise.race([signal, running.failure]);
     if (why.startsWith("SIG")) logger.info("shutting down", { signal: why });
     else {
       logger.error("shutting down", { reason: why });
       code = 1;
     }
   } finally {
-    await shutdown(logger, server, source, embedded);
+    await running?.stop();
     for (const [name, handler] of handlers) process.removeListener(name, handler);
   }
   logger.info("stopped");
   return code;
-}
-
-/** Stops in order: gRPC (no more agents), spec delivery and the client, then the embedded database. */
-async function shutdown(logger: Logger, server?: RunningGrpcServer, source?: MaestroSource, embedded?: EmbeddedDatabase): Promise<void> {
-  const step = async (what: string, run: (() => Promise<void>) | undefined) => {
-    try {
-      await run?.();
-    } catch (err) {
-      logger.warn(`${what} failed during shutdown`, { error: String(err) });
-    }
-  };
-  await step("gRPC server close", server && (() => server.close()));
-  await step("maestro source stop", source && (() => source.stop()));
-  await step("embedded PostgreSQL stop", embedded && (() => embedded.stop()));
 }
 
 async function readTls(config: ConductorConfig): Promise<TlsMaterial | undefined> {

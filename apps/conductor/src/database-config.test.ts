@@ -5,7 +5,7 @@ import { describe, expect, it } from "vitest";
 import { resolveServeConfig } from "./cli.js";
 import { ConfigError, applyConfig, defaultConfig, loadConfigFile } from "./config.js";
 import { describeDatabase, parseDatabaseUrl, type ExternalDatabaseConfig } from "./database-config.js";
-import { postgresOptions } from "./maestro-source.js";
+import { postgresOptions } from "./maestro-database.js";
 
 const dir = mkdtempSync(join(tmpdir(), "conductor-dbconfig-"));
 function file(text: string): string {

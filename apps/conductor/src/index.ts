@@ -35,12 +35,12 @@ export {
   type EmbeddedDatabaseOptions,
 } from "./embedded-database.js";
 export {
-  MaestroSourceError,
+  MaestroDatabaseError,
+  openMaestroDatabase,
   postgresOptions,
-  startMaestroSource,
-  type MaestroSource,
-  type MaestroSourceOptions,
-} from "./maestro-source.js";
+  type MaestroDatabase,
+  type MaestroDatabaseOptions,
+} from "./maestro-database.js";
 export { createJsonLogger, type LogLevel } from "./logger.js";
 export { startGrpcServer, type GrpcServerOptions, type RunningGrpcServer, type TlsMaterial } from "./transport/grpc-server.js";
 export { HealthStatus } from "./transport/health-service.js";

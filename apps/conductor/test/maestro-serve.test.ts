@@ -25,7 +25,7 @@ type LogLine = Record<string, unknown> & { msg?: string };
 
 /** Starts `conductor serve` with `env` (DATABASE_URL cleared unless given) and collects its JSON log lines. */
 function serve(args: string[], env: Record<string, string> = {}) {
-  const child = spawn(process.execPath, [bin, "serve", "--grpc-port", "0", "--broker-heartbeat-disabled", ...args], {
+  const child = spawn(process.execPath, [bin, "serve", "--grpc-port", "0", "--admin-port", "0", "--broker-heartbeat-disabled", ...args], {
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, DATABASE_URL: "", ...env },
   });

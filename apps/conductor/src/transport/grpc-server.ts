@@ -1,7 +1,7 @@
 import { setMaxListeners } from "node:events";
 import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
-import { Code, ConnectError, createContextValues, type Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError, createContextValues, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
 import { compressionGzip, connectNodeAdapter } from "@connectrpc/connect-node";
 import { CloudEventService, Health, ServingStatus } from "@ocm-conductor/protocol";
 import { kStreamReset, registerCloudEventService, silentLogger, type Broker, type Logger } from "@ocm-conductor/router";
@@ -20,13 +20,18 @@ export interface TlsMaterial {
 /** What {@link startGrpcServer} serves and how. */
 export interface GrpcServerOptions {
   config: GrpcServerConfig;
-  broker: Broker;
+  /** The broker agents talk to: serves `io.cloudevents.v1.CloudEventService` when given. */
+  broker?: Broker;
+  /** Further services, e.g. the internal BackendService of a split deployment's backend process. */
+  services?: { names: string[]; register(router: ConnectRouter): void };
   /** TLS material; h2c (plaintext HTTP/2) when absent. */
   tls?: TlsMaterial;
   /** Connect interceptors, e.g. authentication and authorization (applied last-first). */
   interceptors?: Interceptor[];
   /** Called for every new HTTP/2 connection (e.g. to count it in metrics). */
   onConnection?: (session: http2.ServerHttp2Session) => void;
+  /** Called when the server starts closing, before streams end (e.g. to end backend watches). */
+  onClose?: () => void;
   logger?: Logger;
 }
 
@@ -54,13 +59,14 @@ export interface RunningGrpcServer {
 export async function startGrpcServer(options: GrpcServerOptions): Promise<RunningGrpcServer> {
   const { config, broker } = options;
   const logger = options.logger ?? silentLogger;
-  const health = new HealthStatus([CloudEventService.typeName]);
+  const health = new HealthStatus([...(broker === undefined ? [] : [CloudEventService.typeName]), ...(options.services?.names ?? [])]);
   const shutdown = new AbortController();
   // connect links every call's signal to this one: one listener per open stream, by design.
   setMaxListeners(0, shutdown.signal);
   const handler = connectNodeAdapter({
     routes(router) {
-      registerCloudEventService(router, broker);
+      if (broker !== undefined) registerCloudEventService(router, broker);
+      options.services?.register(router);
       router.service(Health, healthServiceImpl(health));
     },
     grpcWeb: false,
@@ -135,7 +141,8 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
         health.setAll(ServingStatus.NOT_SERVING);
         // Let health watchers write NOT_SERVING before their streams are ended.
         await new Promise((resolve) => setTimeout(resolve, 20));
-        broker.close();
+        broker?.close();
+        options.onClose?.();
         shutdown.abort(new ConnectError("server is shutting down", Code.Unavailable));
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         for (const session of sessions) session.close();

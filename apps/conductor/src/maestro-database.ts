@@ -1,18 +1,16 @@
 /**
- * The `maestro` source wired into a broker: a postgres.js client on Maestro's database, the schema
- * ensured, `MaestroWorkBackend` serving manifestbundles (resync lists and statuses) and
- * `SpecDelivery` pushing spec changes from `LISTEN events`. Shared by `conductor serve`, the
- * interop tests and other hub components.
+ * Maestro's database for the `maestro` source and the consumer controller: a postgres.js client
+ * with bounded connects and the schema ensured. Shared by `conductor serve`, the tests and other
+ * hub components.
  */
-import { MaestroWorkBackend, SchemaError, SpecDelivery, ensureSchema } from "@ocm-conductor/db-service";
-import { DataTypes } from "@ocm-conductor/protocol";
-import { silentLogger, type Broker, type Logger } from "@ocm-conductor/router";
+import { SchemaError, ensureSchema } from "@ocm-conductor/db-service";
+import { silentLogger, type Logger } from "@ocm-conductor/router";
 import postgres, { type Sql } from "postgres";
 import { describeDatabase, parseDatabaseUrl, type DatabaseConnection } from "./database-config.js";
 
-/** Why the `maestro` source could not start: the database is unreachable or its schema is refused. */
-export class MaestroSourceError extends Error {
-  override readonly name = "MaestroSourceError";
+/** Why Maestro's database cannot be used: it is unreachable or its schema is refused. */
+export class MaestroDatabaseError extends Error {
+  override readonly name = "MaestroDatabaseError";
   constructor(
     readonly code: "connect-failed" | "schema-refused",
     message: string,
@@ -22,27 +20,28 @@ export class MaestroSourceError extends Error {
   }
 }
 
-/** Options of {@link startMaestroSource}. */
-export interface MaestroSourceOptions {
-  /** The broker to serve manifestbundles on (the source registers its backend there). */
-  broker: Broker;
+/** Options of {@link openMaestroDatabase}. */
+export interface MaestroDatabaseOptions {
   /** Maestro's database: connection fields, or a `postgres://` URL. */
   database: DatabaseConnection | string;
   logger?: Logger;
   /** Seconds a connection attempt may take before failing. Default 10. */
   connectTimeoutSeconds?: number;
-  /** Pool size of the client (SpecDelivery adds one LISTEN connection). Default 20. */
+  /** Pool size of the client (spec delivery adds one LISTEN connection). Default 20. */
   maxConnections?: number;
 }
 
-/** A started `maestro` source. */
-export interface MaestroSource {
-  /** The client the source uses (for diagnostics and tests; ended by {@link MaestroSource.stop}). */
+/** Maestro's database, connected and with its schema in place. */
+export interface MaestroDatabase {
   readonly sql: Sql;
   /** `created` when the schema was made on an empty database, `current` when it was already Maestro's. */
   readonly schema: "created" | "current";
-  /** Stops spec delivery, then ends the client. Call after the gRPC server has stopped; idempotent. */
-  stop(): Promise<void>;
+  /** Where it is, without secrets, for logs. */
+  readonly where: string;
+  /** `select 1` within `timeoutMs`: for the readiness probe. */
+  ping(timeoutMs?: number): Promise<void>;
+  /** Ends the client; idempotent. Stop what uses it first. */
+  close(): Promise<void>;
 }
 
 /** The postgres.js client options for `c`: application name `ocm-conductor`, notices silenced, bounded connects. */
@@ -68,43 +67,35 @@ export function postgresOptions(c: DatabaseConnection, connectTimeoutSeconds = 1
 }
 
 /**
- * Connects to Maestro's database, ensures its schema (created on an empty database, accepted when
- * Maestro migrated it, refused otherwise), registers the `maestro` backend for manifestbundles on
- * `broker` and starts spec delivery. On failure everything started is undone and a
- * {@link MaestroSourceError} says what to fix.
+ * Connects to Maestro's database and ensures its schema (created on an empty database, accepted
+ * when Maestro migrated it, refused otherwise). On failure the client is ended and a
+ * {@link MaestroDatabaseError} says what to fix.
  */
-export async function startMaestroSource(options: MaestroSourceOptions): Promise<MaestroSource> {
+export async function openMaestroDatabase(options: MaestroDatabaseOptions): Promise<MaestroDatabase> {
   const logger = options.logger ?? silentLogger;
   const connection = typeof options.database === "string" ? parseDatabaseUrl(options.database, "database URL") : options.database;
   const where = describeDatabase(connection);
+  const timeoutMs = (options.connectTimeoutSeconds ?? 10) * 1000;
   const sql = postgres(postgresOptions(connection, options.connectTimeoutSeconds ?? 10, options.maxConnections ?? 20));
-  let delivery: SpecDelivery | undefined;
   try {
-    await probe(sql, where, (options.connectTimeoutSeconds ?? 10) * 1000);
+    await probe(sql, where, timeoutMs);
     let schema: "created" | "current";
     try {
       schema = await ensureSchema(sql);
     } catch (err) {
-      if (err instanceof SchemaError) throw new MaestroSourceError("schema-refused", `database ${where} (${err.code}): ${err.message}`, { cause: err });
+      if (err instanceof SchemaError) throw new MaestroDatabaseError("schema-refused", `database ${where} (${err.code}): ${err.message}`, { cause: err });
       throw err;
     }
     logger.info("maestro database ready", { database: where, schema });
-    options.broker.registerBackend(DataTypes.manifestBundles, new MaestroWorkBackend({ sql, logger }));
-    delivery = new SpecDelivery({ sql, sink: options.broker.sink, logger });
-    await delivery.start();
-    const started = delivery;
-    let stopping: Promise<void> | undefined;
+    let closing: Promise<void> | undefined;
     return {
       sql,
       schema,
-      stop: () =>
-        (stopping ??= (async () => {
-          await started.stop();
-          await sql.end({ timeout: 5 });
-        })()),
+      where,
+      ping: (ms = 2000) => probe(sql, where, ms),
+      close: () => (closing ??= sql.end({ timeout: 5 })),
     };
   } catch (err) {
-    await delivery?.stop().catch(() => undefined);
     await sql.end({ timeout: 0 }).catch(() => undefined);
     throw err;
   }
@@ -122,7 +113,7 @@ async function probe(sql: Sql, where: string, timeoutMs: number): Promise<void> 
   try {
     await Promise.race([sql`select 1`, deadline]);
   } catch (err) {
-    throw new MaestroSourceError("connect-failed", `cannot connect to ${where}: ${errorText(err)}`, { cause: err });
+    throw new MaestroDatabaseError("connect-failed", `cannot connect to ${where}: ${errorText(err)}`, { cause: err });
   } finally {
     clearTimeout(timer);
   }

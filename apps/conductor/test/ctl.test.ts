@@ -4,10 +4,10 @@ import { join } from "node:path";
 import { DataTypes, Extension, stringExtension } from "@ocm-conductor/protocol";
 import { Registry } from "prom-client";
 import { afterEach, describe, expect, it } from "vitest";
-import { eventually, startTestServer, workEvent, type TestServer } from "../../test/support.js";
-import { startAdminServer, type RunningAdminServer } from "../admin/admin-server.js";
-import { runCtl } from "./ctl.js";
-import { parseEventJson } from "./event-json.js";
+import { eventually, startTestServer, workEvent, type TestServer } from "./support.js";
+import { startAdminServer, type RunningAdminServer } from "../src/admin/admin-server.js";
+import { runCtl } from "../src/ctl/ctl.js";
+import { parseEventJson } from "../src/ctl/event-json.js";
 
 let server: TestServer | undefined;
 let admin: RunningAdminServer | undefined;
