@@ -68,10 +68,70 @@ describe("ConsumerController on real PostgreSQL", () => {
     expect(bad.map((r) => r.outcome === "failed" && r.error.code)).toEqual(["invalid-name", "invalid-name"]);
     expect(a.controller.pendingRetries().size + b.controller.pendingRetries().size).toBe(0);
 
-    // Removing a cluster never deletes (or renames) its consumer (maestro-db.md §8.4).
+    // Both replicas see the removal: one deletes the consumer, the other finds it gone.
     a.controller.remove("cluster-0");
-    await a.controller.whenIdle();
-    expect((await sqlA`select count(*)::int as n from consumers where name = 'cluster-0'`)[0]!.n).toBe(1);
+    b.controller.remove("cluster-0");
+    await Promise.all([a.controller.whenIdle(), b.controller.whenIdle()]);
+    expect((await sqlA`select count(*)::int as n from consumers where name = 'cluster-0'`)[0]!.n).toBe(0);
+    const removal = [a.results, b.results].map((rs) => rs.filter((r) => r.name === "cluster-0").at(-1)?.outcome).sort();
+    expect(removal).toEqual(["absent", "deleted"]);
+  });
+
+  it("acceptance: a deleted cluster's consumer with resources is kept and reported, and deleted on a retry once they are gone", async () => {
+    const url = await createDatabase(pg, "kept");
+    const sql = client(url);
+    await ensureSchema(sql);
+    const { controller, results } = replica(sql, 100);
+    controller.upsert(cluster("cluster1", true));
+    await controller.whenIdle();
+    const [{ id }] = await sql<[{ id: string }]>`select id from consumers where name = 'cluster1'`;
+    // A ManifestWork's resource (live) and one being deleted (soft-deleted, waiting for the agent).
+    await sql`insert into resources (id, created_at, updated_at, deleted_at, source, consumer_name, version, type, payload, status, name) values
+      ('r1', now(), now(), null, 'mw-client', 'cluster1', 1, '', '{}', 'null', 'r1'),
+      ('r2', now(), now(), now(), 'mw-client', 'cluster1', 1, '', '{}', 'null', 'r2')`;
+    controller.remove("cluster1");
+    await eventually(() => results.filter((r) => r.outcome === "kept").length >= 2, 10_000, "the consumer kept twice");
+    expect(results.filter((r) => r.outcome === "kept").slice(0, 2)).toEqual([100, 200].map((retryInMs) =>
+      ({ name: "cluster1", outcome: "kept", reason: "has-resources", consumerId: id, resources: 2, retryInMs })));
+    expect((await sql`select id from consumers`).map((r) => r.id)).toEqual([id]);
+    expect(controller.pendingRetries().get("cluster1")).toBeGreaterThanOrEqual(2);
+
+    await sql`delete from resources`; // both hard-deleted once the agent confirmed the deletions
+    await eventually(() => results.some((r) => r.outcome === "deleted"), 10_000, "the delete on a retry");
+    expect(results.at(-1)).toEqual({ name: "cluster1", outcome: "deleted", consumerId: id });
+    expect(await sql`select id from consumers`).toEqual([]);
+    expect(controller.pendingRetries().size).toBe(0);
+
+    // Re-joining under the same name works: Maestro's delete is a hard delete, so the name is free.
+    controller.upsert(cluster("cluster1", true));
+    await controller.whenIdle();
+    const rows = await sql`select id from consumers where name = 'cluster1'`;
+    expect(rows).toHaveLength(1);
+    expect(rows[0]!.id).not.toBe(id);
+  });
+
+  it("acceptance: 1,000 clusters joining at once get exactly 1,000 consumers, and a cluster joining meanwhile is not held up by them", async () => {
+    const url = await createDatabase(pg, "burst");
+    const sql = client(url);
+    await ensureSchema(sql);
+    const { controller, results } = replica(sql);
+    const names = Array.from({ length: 1_000 }, (_, i) => `burst-${String(i).padStart(4, "0")}`);
+    for (const name of names) controller.upsert(cluster(name, true)); // one delivery, as the informer's list
+    await eventually(() => results.length >= 50, 60_000, "the burst under way");
+    const doneBefore = results.length;
+    controller.upsert(cluster("late-joiner", true));
+    await eventually(() => results.some((r) => r.name === "late-joiner"), 60_000, "the late joiner's consumer");
+    const doneAtLate = results.findIndex((r) => r.name === "late-joiner");
+    // Served round-robin with the burst: a few burst clusters (the two running, one more) finish first, not the other ~950.
+    expect(doneAtLate - doneBefore).toBeLessThanOrEqual(5);
+    expect(results.find((r) => r.name === "late-joiner")?.outcome).toBe("created");
+    expect(doneAtLate).toBeLessThan(names.length);
+    await controller.whenIdle();
+    expect(results.filter((r) => r.outcome === "created")).toHaveLength(1_001);
+    const [{ n, distinct }] = await sql<[{ n: number; distinct: number }]>`
+      select count(*)::int as n, count(distinct name)::int as distinct from consumers where name like 'burst-%'`;
+    expect({ n, distinct }).toEqual({ n: 1_000, distinct: 1_000 });
+    expect(controller.pendingRetries().size).toBe(0);
   });
 
   it("retries a database failure with back-off until the schema appears", async () => {

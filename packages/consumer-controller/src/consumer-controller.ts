@@ -1,8 +1,11 @@
 import { silentLogger, type Logger } from "@ocm-conductor/router";
 import type { Sql } from "postgres";
-import { assertValidConsumerName } from "./consumer-name.js";
-import { ConsumerRepository, type ConsumerStore } from "./consumer-repository.js";
+import { assertValidConsumerName, isValidConsumerName } from "./consumer-name.js";
+import { ConsumerRepository } from "./consumer-repository.js";
+import type { ConsumerStore } from "./consumer-store.js";
 import { ConsumerControllerError } from "./errors.js";
+import { FairQueue } from "./fair-queue.js";
+import { MaestroRestConsumerStore, type MaestroRestConsumerStoreOptions } from "./maestro-rest-consumer-store.js";
 import { joinDecision, type JoinDecision, type ManagedClusterLike } from "./managed-cluster.js";
 
 /** Where ManagedCluster changes go; {@link ConsumerController} is one, and `watchManagedClusters` feeds one. */
@@ -13,14 +16,19 @@ export interface ManagedClusterSink {
   remove(name: string): void;
 }
 
-/** Options of {@link ConsumerController}; give `sql` or `store`. */
+/** Options of {@link ConsumerController}; give `store`, `maestro` or `sql` (used in that order of precedence). */
 export interface ConsumerControllerOptions {
   /** postgres.js client of Maestro's database; the controller writes through a {@link ConsumerRepository}. */
   sql?: Sql;
-  /** Another store (tests); takes precedence over `sql`. */
+  /** Maestro's REST API (a Maestro URL is configured): the controller goes through a {@link MaestroRestConsumerStore}. */
+  maestro?: MaestroRestConsumerStoreOptions;
+  /** Another store (tests); takes precedence over `maestro` and `sql`. */
   store?: ConsumerStore;
   logger?: Logger;
-  /** First retry delay after a database failure; doubles per consecutive failure. Default 5 s (as the Go conductor). */
+  /**
+   * First retry delay after a failure (database, Maestro) or a consumer kept for its resources;
+   * doubles per consecutive attempt. Default 5 s (as the Go conductor).
+   */
   initialBackoffMs?: number;
   /** Upper bound of the retry delay. Default 300 s. */
   maxBackoffMs?: number;
@@ -30,22 +38,42 @@ export interface ConsumerControllerOptions {
   onSync?: (result: SyncResult) => void;
 }
 
-/** The result of reconciling one cluster name. */
+/**
+ * The result of reconciling one cluster name:
+ * - `created` / `exists`: the joined cluster has its consumer;
+ * - `skipped`: a present cluster that is deleting or not joined (nothing done);
+ * - `deleted` / `absent`: the cluster is gone and so is its consumer (deleted now, or there was none);
+ * - `kept`: the cluster is gone, but resources still reference its consumer, so it stays; retried
+ *   after `retryInMs` (resources are hard-deleted once their agents confirm deletion);
+ * - `failed`: an error; retried after `retryInMs` unless the code is not retryable.
+ */
 export type SyncResult =
-  | { readonly name: string; readonly outcome: "created" | "exists"; readonly consumerId: string }
+  | { readonly name: string; readonly outcome: "created" | "exists" | "deleted"; readonly consumerId: string }
+  | { readonly name: string; readonly outcome: "absent" }
   | { readonly name: string; readonly outcome: "skipped"; readonly reason: Extract<JoinDecision, { action: "skip" }>["reason"] }
+  | {
+      readonly name: string; readonly outcome: "kept"; readonly reason: "has-resources"; readonly consumerId: string;
+      /** Resources referencing the consumer, `null` if unknown (REST mode). */
+      readonly resources: number | null; readonly retryInMs?: number;
+    }
   | { readonly name: string; readonly outcome: "failed"; readonly error: ConsumerControllerError; readonly retryInMs?: number };
 
 /**
- * Ensures every joined ManagedCluster has a Maestro consumer named after it (hub-services.md §3.3):
- * clusters that are missing, deleting or not `ManagedClusterJoined=True` are skipped; for the rest
- * a consumer row is created unless one exists. Consumers are never updated, renamed or deleted
- * (maestro-db.md §8.4), so removing a cluster only cancels its pending work.
+ * Ensures every joined ManagedCluster has a Maestro consumer named after it (hub-services.md §3.3),
+ * and deletes the consumer of a cluster that is gone:
+ * - a present cluster that is deleting or not `ManagedClusterJoined=True` is skipped; for the rest a
+ *   consumer is created unless one exists. Consumers are never updated or renamed (maestro-db.md §8.4);
+ * - {@link remove} (the ManagedCluster object is gone) deletes the consumer, as Maestro's
+ *   `ConsumerService.Delete` would (a hard delete), unless resources still reference it: then it is
+ *   `kept`, a warning is logged, and the delete is retried with back-off until the resources are
+ *   gone (or the cluster comes back). A cluster that is only *deleting* keeps its consumer: its
+ *   ManifestWorks are still being cleaned up through it.
  *
  * Work is queued per cluster name (one reconcile per name at a time; a change that arrives during a
- * reconcile runs it again afterwards, with the latest state). Database failures are retried per
- * name with exponential back-off (5 s → 300 s by default); an invalid name or a soft-deleted
- * consumer is reported once and not retried until the cluster changes or is re-announced.
+ * reconcile runs it again afterwards, with the latest state), fairly between deliveries (see
+ * {@link FairQueue}). Failures are retried per name with exponential back-off (5 s → 300 s by
+ * default); an invalid name or a soft-deleted consumer is reported once and not retried until the
+ * cluster changes or is re-announced. No cluster's failures or back-off delay another cluster.
  */
 export class ConsumerController implements ManagedClusterSink {
   private readonly store: ConsumerStore;
@@ -56,8 +84,10 @@ export class ConsumerController implements ManagedClusterSink {
   private readonly onSync: ((result: SyncResult) => void) | undefined;
   /** The latest state of each known cluster. */
   private readonly clusters = new Map<string, ManagedClusterLike>();
-  /** Names waiting to be reconciled, in arrival order. */
-  private readonly queue = new Set<string>();
+  /** Names of removed clusters whose consumer is not deleted yet. */
+  private readonly removed = new Set<string>();
+  /** Names waiting to be reconciled. */
+  private readonly queue = new FairQueue();
   /** Names being reconciled now. */
   private readonly processing = new Set<string>();
   /** Names that changed while being reconciled (run again afterwards). */
@@ -70,8 +100,9 @@ export class ConsumerController implements ManagedClusterSink {
 
   /** @throws Error if neither `sql` nor `store` is given. */
   constructor(options: ConsumerControllerOptions) {
-    const store = options.store ?? (options.sql === undefined ? undefined : new ConsumerRepository(options.sql));
-    if (store === undefined) throw new Error("ConsumerController needs `sql` or `store`");
+    const store = options.store ?? (options.maestro !== undefined ? new MaestroRestConsumerStore(options.maestro)
+      : options.sql !== undefined ? new ConsumerRepository(options.sql) : undefined);
+    if (store === undefined) throw new Error("ConsumerController needs `sql`, `maestro` or `store`");
     this.store = store;
     this.logger = options.logger ?? silentLogger;
     this.initialBackoffMs = options.initialBackoffMs ?? 5_000;
@@ -85,15 +116,21 @@ export class ConsumerController implements ManagedClusterSink {
     if (this.stopped) return;
     const name = cluster.metadata.name;
     this.clusters.set(name, cluster);
+    this.removed.delete(name);
     this.enqueue(name);
   }
 
-  /** Forgets the cluster and cancels its retries. Its consumer, if any, is kept (never deleted). */
+  /**
+   * The cluster is gone: forgets it, cancels its retries and deletes its consumer unless resources
+   * reference it (then the delete is retried with back-off until they are gone, or until the cluster
+   * is upserted again).
+   */
   remove(name: string): void {
     if (this.stopped) return;
     this.clusters.delete(name);
+    this.removed.add(name);
     this.failures.delete(name);
-    this.enqueue(name); // reconciles to "skipped: missing", and supersedes a queued ensure
+    this.enqueue(name); // supersedes a queued ensure
   }
 
   /** Resolves once nothing is queued or running (pending retries do not count). */
@@ -102,7 +139,7 @@ export class ConsumerController implements ManagedClusterSink {
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
-  /** Names waiting for a retry after a database failure, with their consecutive failure counts. */
+  /** Names waiting for a retry (after a failure, or a consumer kept for its resources), with their consecutive attempt counts. */
   pendingRetries(): ReadonlyMap<string, number> {
     return new Map([...this.retryTimers.keys()].map((name) => [name, this.failures.get(name) ?? 0]));
   }
@@ -131,9 +168,8 @@ export class ConsumerController implements ManagedClusterSink {
 
   private pump(): void {
     while (!this.stopped && this.processing.size < this.concurrency) {
-      const name = this.next();
+      const name = this.queue.take((n) => !this.processing.has(n));
       if (name === undefined) break;
-      this.queue.delete(name);
       this.processing.add(name);
       const run = this.reconcile(name).then(
         (result) => this.finish(name, result),
@@ -150,17 +186,17 @@ export class ConsumerController implements ManagedClusterSink {
     }
   }
 
-  /** The first queued name not being reconciled already. */
-  private next(): string | undefined {
-    for (const name of this.queue) if (!this.processing.has(name)) return name;
-    return undefined;
-  }
-
   /** One reconcile of `name` against its latest known state. Never throws. */
   private async reconcile(name: string): Promise<SyncResult> {
-    const decision = joinDecision(this.clusters.get(name));
-    if (decision.action === "skip") return { name, outcome: "skipped", reason: decision.reason };
     try {
+      if (!this.clusters.has(name) && this.removed.has(name)) {
+        // Maestro refuses such names, so no consumer can carry one: nothing to look up.
+        if (!isValidConsumerName(name)) return { name, outcome: "absent" };
+        const result = await this.store.deleteConsumer(name);
+        return { name, ...result };
+      }
+      const decision = joinDecision(this.clusters.get(name));
+      if (decision.action === "skip") return { name, outcome: "skipped", reason: decision.reason };
       assertValidConsumerName(decision.name);
       const { outcome, consumer } = await this.store.ensureConsumer(decision.name);
       return { name, outcome, consumerId: consumer.id };
@@ -172,19 +208,26 @@ export class ConsumerController implements ManagedClusterSink {
 
   private finish(name: string, result: SyncResult): void {
     let reported = result;
-    if (result.outcome === "failed" && result.error.retryable && !this.stopped && this.clusters.has(name)) {
+    const again = (result.outcome === "failed" && result.error.retryable) || result.outcome === "kept";
+    if (again && !this.stopped && (this.clusters.has(name) || this.removed.has(name))) {
       const failures = (this.failures.get(name) ?? 0) + 1;
       this.failures.set(name, failures);
       const retryInMs = Math.min(this.initialBackoffMs * 2 ** Math.min(failures - 1, 30), this.maxBackoffMs);
       if (!this.dirty.has(name)) this.scheduleRetry(name, retryInMs);
       reported = { ...result, retryInMs };
-      this.logger.warn("consumer reconcile failed; retrying", { cluster: name, code: result.error.code, error: result.error.message, retryInMs, failures });
+      if (result.outcome === "kept") {
+        this.logger.warn("consumer of a deleted cluster kept: resources still reference it; retrying the delete",
+          { cluster: name, consumerId: result.consumerId, resources: result.resources, retryInMs, attempts: failures });
+      } else if (result.outcome === "failed") {
+        this.logger.warn("consumer reconcile failed; retrying", { cluster: name, code: result.error.code, error: result.error.message, retryInMs, failures });
+      }
     } else {
       this.failures.delete(name);
+      if (result.outcome === "deleted" || result.outcome === "absent") this.removed.delete(name);
       if (result.outcome === "failed") {
-        this.logger.error("consumer not created", { cluster: name, code: result.error.code, error: result.error.message });
-      } else if (result.outcome === "created") {
-        this.logger.info("consumer created", { cluster: name, consumerId: result.consumerId });
+        this.logger.error("consumer not reconciled", { cluster: name, code: result.error.code, error: result.error.message });
+      } else if (result.outcome === "created" || result.outcome === "deleted") {
+        this.logger.info(`consumer ${result.outcome}`, { cluster: name, consumerId: result.consumerId });
       }
     }
     try {
@@ -198,7 +241,7 @@ export class ConsumerController implements ManagedClusterSink {
     const timer = setTimeout(() => {
       this.retryTimers.delete(name);
       if (this.stopped) return;
-      this.queue.add(name);
+      this.queue.add(name, { retry: true });
       this.pump();
     }, delayMs);
     timer.unref();

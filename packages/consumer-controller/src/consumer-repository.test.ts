@@ -1,5 +1,5 @@
 import { ensureSchema } from "@ocm-conductor/db-service";
-import { createDatabase, getFreePort, startPostgres, type PostgresServer } from "@ocm-conductor/test-harness";
+import { createDatabase, eventually, getFreePort, startPostgres, type PostgresServer } from "@ocm-conductor/test-harness";
 import postgres, { type Sql } from "postgres";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { ConsumerRepository } from "./consumer-repository.js";
@@ -31,6 +31,12 @@ beforeEach(async () => {
   await sql`delete from resources`;
   await sql`delete from consumers`;
 });
+
+/** A resource row as Maestro's `ResourceService.Create` writes it; `deleting`: soft-deleted (`MarkAsDeleting`). */
+async function insertResource(db: Sql | postgres.TransactionSql, id: string, consumer: string, deleting = false): Promise<void> {
+  await db`insert into resources (id, created_at, updated_at, deleted_at, source, consumer_name, version, type, payload, status, name)
+    values (${id}, now(), now(), ${deleting ? new Date() : null}, 'mw-client', ${consumer}, 1, '', '{}', 'null', ${id})`;
+}
 
 async function codeOf(call: Promise<unknown>): Promise<string> {
   try {
@@ -125,6 +131,67 @@ describe("ConsumerRepository on Maestro's schema", () => {
     expect((await sql`select name from consumers`).map((r) => r.name)).toEqual(["keep-me"]);
   });
 
+  it("deletes as Maestro's ConsumerService.Delete (a hard delete by id); absent names are reported; a re-join gets a new row", async () => {
+    const { consumer } = await repo.ensureConsumer("cluster1");
+    await repo.ensureConsumer("cluster2");
+    expect(await repo.deleteConsumer("cluster1")).toEqual({ outcome: "deleted", consumerId: consumer.id });
+    expect(await repo.deleteConsumer("cluster1")).toEqual({ outcome: "absent" });
+    expect((await sql`select name from consumers`).map((r) => r.name)).toEqual(["cluster2"]); // gone, not soft-deleted
+    const again = await repo.ensureConsumer("cluster1");
+    expect(again.outcome).toBe("created");
+    expect(again.consumer.id).not.toBe(consumer.id);
+    expect(await codeOf(repo.deleteConsumer("a.b"))).toBe("invalid-name");
+  });
+
+  it("keeps a consumer while any resource references it, a soft-deleted (deleting) one included", async () => {
+    const { consumer } = await repo.ensureConsumer("cluster1");
+    await insertResource(sql, "r1", "cluster1");
+    await insertResource(sql, "r2", "cluster1", true);
+    expect(await repo.deleteConsumer("cluster1")).toEqual({ outcome: "kept", reason: "has-resources", consumerId: consumer.id, resources: 2 });
+    await sql`delete from resources where id = 'r1'`;
+    expect(await repo.deleteConsumer("cluster1")).toMatchObject({ outcome: "kept", resources: 1 });
+    await sql`delete from resources where id = 'r2'`; // the agent confirmed: hard-deleted
+    expect(await repo.deleteConsumer("cluster1")).toEqual({ outcome: "deleted", consumerId: consumer.id });
+  });
+
+  it("hard-deletes a soft-deleted consumer row, which frees the name for a re-join", async () => {
+    await sql`insert into consumers (id, created_at, updated_at, deleted_at, name) values ('c-old', now(), now(), now(), 'cluster4')`;
+    expect(await codeOf(repo.ensureConsumer("cluster4"))).toBe("soft-deleted-consumer");
+    expect(await repo.deleteConsumer("cluster4")).toEqual({ outcome: "deleted", consumerId: "c-old" });
+    expect((await repo.ensureConsumer("cluster4")).outcome).toBe("created");
+  });
+
+  it("cannot race with a resource insert: an insert in flight makes the delete wait, then keep the consumer", async () => {
+    const { consumer } = await repo.ensureConsumer("cluster1");
+    const other = postgres(url, { max: 2, onnotice: () => {} });
+    try {
+      let commit: () => void = () => {};
+      const gate = new Promise<void>((r) => (commit = r));
+      let inserted: () => void = () => {};
+      const insertedOnce = new Promise<void>((r) => (inserted = r));
+      const writer = other.begin(async (tx) => {
+        await insertResource(tx, "r1", "cluster1"); // FK check: FOR KEY SHARE on the consumer row, held until commit
+        inserted();
+        await gate;
+      });
+      await insertedOnce;
+      const deleting = repo.deleteConsumer("cluster1");
+      // The delete's `for update` waits for the writer's row lock.
+      await eventually(async () => (await other`select 1 from pg_stat_activity where wait_event_type = 'Lock' and query like '%for update%'`).length > 0,
+        5_000, "the delete waiting on the row lock");
+      commit();
+      await writer;
+      expect(await deleting).toEqual({ outcome: "kept", reason: "has-resources", consumerId: consumer.id, resources: 1 });
+
+      // The other order: once the consumer is deleted, Maestro's resource insert fails on the FK.
+      await sql`delete from resources`;
+      expect((await repo.deleteConsumer("cluster1")).outcome).toBe("deleted");
+      await expect(insertResource(other, "r2", "cluster1")).rejects.toMatchObject({ code: "23503" });
+    } finally {
+      await other.end({ timeout: 5 });
+    }
+  });
+
   it("reports an unreachable database as database-unavailable and a missing table as database-error", async () => {
     const down = postgres(`postgres://postgres:postgres@127.0.0.1:${await getFreePort()}/maestro`, { max: 1, connect_timeout: 2, onnotice: () => {} });
     const emptyUrl = await createDatabase(pg, `empty_${Date.now()}`);
@@ -132,6 +199,8 @@ describe("ConsumerRepository on Maestro's schema", () => {
     try {
       expect(await codeOf(new ConsumerRepository(down).ensureConsumer("cluster1"))).toBe("database-unavailable");
       expect(await codeOf(new ConsumerRepository(empty).ensureConsumer("cluster1"))).toBe("database-error");
+      expect(await codeOf(new ConsumerRepository(down).deleteConsumer("cluster1"))).toBe("database-unavailable");
+      expect(await codeOf(new ConsumerRepository(empty).deleteConsumer("cluster1"))).toBe("database-error");
     } finally {
       await down.end({ timeout: 1 });
       await empty.end({ timeout: 1 });

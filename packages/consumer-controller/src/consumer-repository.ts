@@ -1,41 +1,13 @@
 import { randomUUID } from "node:crypto";
 import type { Sql } from "postgres";
 import { assertValidConsumerName } from "./consumer-name.js";
+import type { ConsumerRow, ConsumerStore, DeleteConsumerResult, EnsureConsumerResult } from "./consumer-store.js";
 import { ConsumerControllerError, databaseError } from "./errors.js";
 
-/** A row of Maestro's `consumers` table (maestro-db.md §1.2, §7). */
-export interface ConsumerRow {
-  /** UUIDv4 text. */
-  readonly id: string;
-  /** The consumer (= cluster) name; unique over all rows, soft-deleted ones included. */
-  readonly name: string;
-  /** `{"k":"v"}` or SQL NULL (the controller always writes NULL). */
-  readonly labels: Readonly<Record<string, string>> | null;
-  /** Insert time (the controller writes `now()`, as Maestro writes Go's `time.Now()`). */
-  readonly createdAt: Date | null;
-  /** Equal to `createdAt` for rows the controller writes. */
-  readonly updatedAt: Date | null;
-  /** Set if the row is soft-deleted (Maestro never does this in practice). */
-  readonly deletedAt: Date | null;
-}
-
-/** What {@link ConsumerStore.ensureConsumer} found or did. */
-export interface EnsureConsumerResult {
-  /** `created`: this call inserted the row; `exists`: a live row was already there (left untouched). */
-  readonly outcome: "created" | "exists";
-  readonly consumer: ConsumerRow;
-}
-
-/** Where the controller keeps consumers; {@link ConsumerRepository} is the PostgreSQL one. */
-export interface ConsumerStore {
-  /**
-   * Makes sure a live consumer named `name` exists, without modifying an existing row.
-   *
-   * @throws ConsumerControllerError `invalid-name`, `soft-deleted-consumer`, `database-unavailable`
-   * or `database-error`.
-   */
-  ensureConsumer(name: string): Promise<EnsureConsumerResult>;
-}
+/** How long the delete transaction waits for a row lock (e.g. a resource insert in flight) before it gives up and retries later. */
+const DELETE_LOCK_TIMEOUT = "5s";
+/** SQLSTATE foreign_key_violation: `fk_resources_consumers` refused the delete. */
+const FOREIGN_KEY_VIOLATION = "23503";
 
 interface RawRow {
   id: string;
@@ -53,8 +25,10 @@ const toRow = (r: RawRow): ConsumerRow => ({
 /**
  * Maestro's `consumers` table over a postgres.js client, writing rows exactly as Maestro's
  * `ConsumerDao.Create` does (maestro-db.md §1.4): `id` a new UUIDv4, `created_at` = `updated_at` =
- * now, `deleted_at` NULL, `name` = the cluster name, `labels` NULL. It never updates, renames or
- * deletes a consumer (maestro-db.md §8.4). Needs `SELECT, INSERT` on `consumers`.
+ * now, `deleted_at` NULL, `name` = the cluster name, `labels` NULL. It deletes a consumer only as
+ * Maestro's `ConsumerService.Delete` does (a hard delete) and only when no resource references it
+ * (maestro-db.md §7, §8.4). It never updates or renames one. Needs `SELECT, INSERT, DELETE` on
+ * `consumers` and `SELECT` on `resources`.
  */
 export class ConsumerRepository implements ConsumerStore {
   private readonly sql: Sql;
@@ -111,6 +85,58 @@ export class ConsumerRepository implements ConsumerStore {
       if (inserted !== undefined) return { outcome: "created", consumer: inserted };
     }
     throw new ConsumerControllerError("database-error", `consumer ${JSON.stringify(name)} was inserted and deleted by others repeatedly; retrying later`);
+  }
+
+  /**
+   * Deletes the consumer named `name` as Maestro's `ConsumerService.Delete` does: a hard
+   * `delete from consumers where id = …` (Maestro passes `unscoped=true`, so a soft-deleted row is
+   * removed too, which frees the name for a re-join). Refused, like Maestro's 403, while any
+   * `resources` row references the name, soft-deleted (deleting) ones included.
+   *
+   * One transaction that cannot race with a resource insert:
+   * 1. `select … for update` locks the consumer row. A resource insert's FK check takes `FOR KEY
+   *    SHARE` on the same row, which conflicts: an insert in flight makes us wait until it commits
+   *    (or rolls back), and an insert that starts after us waits until we commit — then finds no
+   *    consumer and fails with Maestro's FK error, as it would after Maestro's own delete.
+   * 2. `count(*)` of `resources` by `consumer_name`. Under READ COMMITTED each statement sees every
+   *    transaction committed before it started, so after step 1 it sees every resource that can
+   *    reference the row. A count > 0 rolls back and reports `kept`.
+   * 3. `delete … where id = …`. The FK (`ON DELETE RESTRICT`) still has the last word: a 23503
+   *    here is reported as `kept` as well.
+   *
+   * `lock_timeout` bounds the wait of step 1, so a long transaction elsewhere cannot pin this
+   * cluster's reconcile (it fails with `database-error` and is retried).
+   */
+  async deleteConsumer(name: string): Promise<DeleteConsumerResult> {
+    assertValidConsumerName(name);
+    try {
+      return await this.sql.begin(async (tx) => {
+        await tx`select set_config('lock_timeout', ${DELETE_LOCK_TIMEOUT}, true)`;
+        const [row] = await tx<Array<{ id: string }>>`select id from consumers where name = ${name} for update`;
+        if (row === undefined) return { outcome: "absent" } as const;
+        const [{ n }] = await tx<[{ n: number }]>`select count(*)::int as n from resources where consumer_name = ${name}`;
+        if (n > 0) return { outcome: "kept", reason: "has-resources", consumerId: row.id, resources: n } as const;
+        await tx`delete from consumers where id = ${row.id}`;
+        return { outcome: "deleted", consumerId: row.id } as const;
+      });
+    } catch (err) {
+      if ((err as { code?: unknown } | null)?.code === FOREIGN_KEY_VIOLATION) {
+        const found = await this.findByName(name);
+        if (found === undefined) return { outcome: "absent" };
+        return { outcome: "kept", reason: "has-resources", consumerId: found.id, resources: await this.countResources(name) };
+      }
+      throw databaseError(err, `deleting consumer ${JSON.stringify(name)}`);
+    }
+  }
+
+  /** Number of `resources` rows (soft-deleted ones included) that reference consumer `name`. */
+  async countResources(name: string): Promise<number> {
+    try {
+      const [{ n }] = await this.sql<[{ n: number }]>`select count(*)::int as n from resources where consumer_name = ${name}`;
+      return n;
+    } catch (err) {
+      throw databaseError(err, `counting resources of consumer ${JSON.stringify(name)}`);
+    }
   }
 }
 

@@ -7,9 +7,21 @@
  *   the name (`idx_consumers_name` covers every row) and the controller never modifies existing
  *   consumers, so an operator has to remove it. Not retried.
  * - `database-unavailable`: the database could not be reached or dropped the connection (retried).
- * - `database-error`: any other database failure, e.g. a missing `consumers` table (retried).
+ * - `database-error`: any other database failure, e.g. a missing `consumers` table or a lock wait
+ *   that timed out (retried).
+ * - `maestro-unavailable` (REST mode): Maestro could not be reached, timed out, or answered 5xx
+ *   (retried).
+ * - `maestro-error` (REST mode): any other unexpected answer, e.g. 401/403 for a missing or wrong
+ *   token, or a body that is not what Maestro sends (retried: a fixed token or a Maestro upgrade
+ *   lets it succeed later).
  */
-export type ConsumerControllerErrorCode = "invalid-name" | "soft-deleted-consumer" | "database-unavailable" | "database-error";
+export type ConsumerControllerErrorCode =
+  | "invalid-name"
+  | "soft-deleted-consumer"
+  | "database-unavailable"
+  | "database-error"
+  | "maestro-unavailable"
+  | "maestro-error";
 
 /** The one error type of this package; {@link ConsumerControllerError.code} says what went wrong. */
 export class ConsumerControllerError extends Error {
@@ -27,9 +39,9 @@ export class ConsumerControllerError extends Error {
     this.code = code;
   }
 
-  /** True for the codes the controller retries with back-off (the database ones). */
+  /** True for the codes the controller retries with back-off (the database and Maestro ones). */
   get retryable(): boolean {
-    return this.code === "database-unavailable" || this.code === "database-error";
+    return this.code !== "invalid-name" && this.code !== "soft-deleted-consumer";
   }
 }
 

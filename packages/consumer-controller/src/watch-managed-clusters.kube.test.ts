@@ -64,14 +64,14 @@ describe("watchManagedClusters → ConsumerController (kube-apiserver + PostgreS
     await eventually(() => hasConsumer("cluster-a"), 15_000, "consumer 'cluster-a'", 100);
   });
 
-  it("keeps the consumer when the cluster is deleted, and refuses a cluster name that is no DNS label", async () => {
+  it("deletes the consumer of a deleted cluster that has no resources, and refuses a cluster name that is no DNS label", async () => {
     await createCluster("cluster.with.dots"); // a valid ManagedCluster name (DNS subdomain), not a consumer name
     await setJoined("cluster.with.dots", "True");
     await eventually(() => results.some((r) => r.name === "cluster.with.dots" && r.outcome === "failed" && r.error.code === "invalid-name"),
       15_000, "the invalid-name refusal", 50);
     await api.deleteClusterCustomObject({ ...MANAGED_CLUSTERS, name: "cluster-a" });
-    await eventually(() => results.some((r) => r.name === "cluster-a" && r.outcome === "skipped" && r.reason === "missing"), 15_000, "the removal", 50);
-    expect(await consumerNames()).toEqual(["cluster-a", "early"]);
+    await eventually(() => results.some((r) => r.name === "cluster-a" && r.outcome === "deleted"), 15_000, "the consumer's deletion", 50);
+    expect(await consumerNames()).toEqual(["early"]);
   });
 
   it("recreates a consumer deleted behind its back on the next resync", async () => {
