@@ -1,5 +1,13 @@
 import { defineConfig } from "vitest/config";
 
+// `*.kube.test.ts` run against a real kube-apiserver + etcd; scripts/test.mjs sets
+// OCM_SKIP_PEER_SUITES when no Go toolchain exists to build them (and fails the run in CI instead).
+const peerSuites = ["src/**/*.kube.test.ts", "test/**/*.kube.test.ts"];
+
 export default defineConfig({
-  test: { include: ["src/**/*.test.ts", "test/**/*.test.ts"], testTimeout: 60_000 },
+  test: {
+    include: ["src/**/*.test.ts", "test/**/*.test.ts"],
+    exclude: process.env.OCM_SKIP_PEER_SUITES === "1" ? peerSuites : [],
+    testTimeout: 60_000,
+  },
 });

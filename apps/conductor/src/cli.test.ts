@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { chmodSync, mkdtempSync, rmSync } from "node:fs";
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -56,6 +56,10 @@ describe("conductor command line", () => {
     [["serve", "--work-service-url", "http://127.0.0.1:1"], /--work-service-url is for --mode router/],
     [["serve", "--mode", "router", "--db-service-url", "ftp://x"], /must be http:\/\/host:port/],
     [["serve", "--admin-port", "70000"], /--admin-port/],
+    [["serve", "--maestro-url", "ftp://maestro"], /--maestro-url \(or MAESTRO_URL\) must be http:\/\/host:port/],
+    [["serve", "--maestro-token-file", "/tmp/token"], /--maestro-token-file needs --maestro-url/],
+    [["serve", "--maestro-url", "http://127.0.0.1:1", "--maestro-token-file", "/nonexistent/token"], /--maestro-token-file: cannot read/],
+    [["serve", "--mode", "consumer-controller", "--maestro-url", "http://127.0.0.1:1", "--kubeconfig", "/nonexistent/kubeconfig"], /kubeconfig/],
     [["frobnicate"], /unknown command "frobnicate"/],
   ])("exits 2 with a clear message for %j", async (args, message) => {
     const p = run(args);
@@ -67,6 +71,17 @@ describe("conductor command line", () => {
     const p = run(["help"]);
     expect(await p.exited).toBe(0);
     expect(p.out()).toMatch(/Usage: conductor/);
+  });
+
+  it("takes Maestro's URL from --maestro-url over MAESTRO_URL, with the token from a file", async () => {
+    const tokenFile = join(dataParent, "token");
+    writeFileSync(tokenFile, "  abc.def.ghi\n");
+    expect((await resolveServeConfig([], { MAESTRO_URL: "http://env:8000" })).maestro).toEqual({ url: "http://env:8000" });
+    expect((await resolveServeConfig(["--maestro-url", "https://flag:8443/", "--maestro-token-file", tokenFile], { MAESTRO_URL: "http://env:8000" })).maestro)
+      .toEqual({ url: "https://flag:8443/", token: "abc.def.ghi" });
+    expect((await resolveServeConfig([], { MAESTRO_URL: "" })).maestro).toBeUndefined();
+    writeFileSync(tokenFile, "\n");
+    await expect(resolveServeConfig(["--maestro-url", "http://m:8000", "--maestro-token-file", tokenFile], {})).rejects.toThrow(/is empty/);
   });
 
   it("lets flags override the config file", async () => {

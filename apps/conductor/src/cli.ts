@@ -26,6 +26,10 @@ Flags for serve:
   --admin-port PORT                  /livez /readyz /metrics /debug/subscribers (default 8080; 0 = any free port)
   --work-service-url URL             --mode router: the work-service process (http://host:port)
   --db-service-url URL               --mode router: the db-service process (http://host:port)
+  --maestro-url URL                  Maestro's HTTP API (http://maestro:8000): the consumer controller
+                                     creates and deletes consumers through /api/maestro/v1/consumers
+                                     instead of writing Maestro's database (else MAESTRO_URL)
+  --maestro-token-file FILE          bearer token for --maestro-url (Maestro with JWT authentication)
   --data-dir DIR                     embedded PostgreSQL data directory (default ./.data/pg), used
                                      (else ignored) when neither DATABASE_URL nor db_config names
                                      a database
@@ -38,6 +42,7 @@ Flags for serve:
 Environment:
   DATABASE_URL                       postgres://user:password@host:port/database[?sslmode=…];
                                      overrides db_config
+  MAESTRO_URL                        as --maestro-url (the flag wins)
 `;
 
 /** Thrown for command-line mistakes; the process exits with status 2. */
@@ -83,6 +88,8 @@ export interface ServeSettings {
   kubeconfig: string | undefined;
   admin: { host: string; port: number };
   remotes: { workService?: string; dbService?: string };
+  /** `--maestro-url` / `MAESTRO_URL`, with the token read from `--maestro-token-file`. */
+  maestro: { url: string; token?: string } | undefined;
 }
 
 /**
@@ -105,6 +112,8 @@ export async function resolveServeConfig(args: string[], env: NodeJS.ProcessEnv 
         "admin-port": { type: "string", default: "8080" },
         "work-service-url": { type: "string" },
         "db-service-url": { type: "string" },
+        "maestro-url": { type: "string" },
+        "maestro-token-file": { type: "string" },
         "grpc-port": { type: "string" },
         "grpc-host": { type: "string" },
         "data-dir": { type: "string" },
@@ -141,8 +150,29 @@ export async function resolveServeConfig(args: string[], env: NodeJS.ProcessEnv 
     if (!/^https?:\/\/[^/]+\/?$/.test(url)) throw new UsageError(`--${flag} must be http://host:port or https://host:port, got "${url}"`);
     remotes[key] = url;
   }
+  const maestroUrl = values["maestro-url"] ?? (env.MAESTRO_URL === "" ? undefined : env.MAESTRO_URL);
+  if (maestroUrl !== undefined && !/^https?:\/\/[^/\s]+(\/[^\s]*)?$/.test(maestroUrl)) {
+    throw new UsageError(`--maestro-url (or MAESTRO_URL) must be http://host:port or https://host:port, got "${maestroUrl}"`);
+  }
+  const tokenFile = values["maestro-token-file"];
+  if (tokenFile !== undefined && maestroUrl === undefined) throw new UsageError("--maestro-token-file needs --maestro-url");
+  let maestro: ServeSettings["maestro"];
+  if (maestroUrl !== undefined) {
+    maestro = { url: maestroUrl };
+    if (tokenFile !== undefined) {
+      let token: string;
+      try {
+        token = (await readFile(tokenFile, "utf8")).trim();
+      } catch (err) {
+        throw new ConfigError(`--maestro-token-file: cannot read ${tokenFile}: ${(err as Error).message}`);
+      }
+      if (token === "") throw new ConfigError(`--maestro-token-file: ${tokenFile} is empty`);
+      maestro.token = token;
+    }
+  }
   return {
     config,
+    maestro,
     logLevel: values["log-level"],
     ignored: ignored === undefined ? [] : [ignored],
     mode,
@@ -175,6 +205,7 @@ async function serve(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
       ...(tls === undefined ? {} : { tls }),
       admin: settings.admin,
       remotes: settings.remotes,
+      ...(settings.maestro && { maestro: settings.maestro }),
       logger,
     });
     const why = await Promise.race([signal, running.failure]);

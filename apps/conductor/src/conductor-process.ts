@@ -16,6 +16,7 @@ import { startGrpcServer, type RunningGrpcServer, type TlsMaterial } from "./tra
 
 /** What one `conductor serve` process runs (README "Deployment modes"). */
 export const SERVE_MODES = ["all", "router", "work-service", "db-service", "consumer-controller"] as const;
+/** One of {@link SERVE_MODES}. */
 export type ServeMode = (typeof SERVE_MODES)[number];
 
 /** Everything a conductor process is started with. */
@@ -29,6 +30,11 @@ export interface ConductorProcessOptions {
   admin: { host: string; port: number } | undefined;
   /** Router mode: where the backend processes listen (`http://host:port`). */
   remotes?: { workService?: string; dbService?: string };
+  /**
+   * Maestro's REST API (`--maestro-url`): the consumer controller creates and deletes consumers
+   * through it instead of writing Maestro's database directly.
+   */
+  maestro?: { url: string; token?: string };
   logger: Logger;
 }
 
@@ -73,13 +79,14 @@ export async function startConductorProcess(options: ConductorProcessOptions): P
 
     // Maestro's database.
     let sql: Awaited<ReturnType<typeof openMaestroDatabase>> | undefined;
-    if (NEEDS_DATABASE.has(mode)) {
+    const consumersOverRest = options.maestro !== undefined;
+    if (NEEDS_DATABASE.has(mode) && !(mode === "consumer-controller" && consumersOverRest)) {
       let connection: DatabaseConnection;
       if (config.database.kind === "external") {
         connection = config.database;
         logger.info("using an external database", { database: describeDatabase(connection), from: config.database.origin });
       } else {
-        if (mode === "consumer-controller") throw new ConfigError("--mode consumer-controller needs Maestro's database: db_config or DATABASE_URL");
+        if (mode === "consumer-controller") throw new ConfigError("--mode consumer-controller needs Maestro's database (db_config or DATABASE_URL) or --maestro-url");
         const embedded = await startEmbeddedDatabase({ dataDir: config.database.dataDir, logger });
         stops.push(["embedded PostgreSQL stop", () => embedded.stop()]);
         failure = embedded.exited.then(() => "embedded PostgreSQL exited");
@@ -153,8 +160,12 @@ export async function startConductorProcess(options: ConductorProcessOptions): P
       void services.start().catch((err: unknown) => logger.error("hub informers failed to start", { error: String(err) }));
       stops.push(["informers stop", () => services.stop()]);
     }
-    if (sql !== undefined && kube !== undefined && (mode === "all" || mode === "consumer-controller")) {
-      const controller = new ConsumerController({ sql: sql.sql, logger });
+    if ((sql !== undefined || consumersOverRest) && kube !== undefined && (mode === "all" || mode === "consumer-controller")) {
+      const store = options.maestro === undefined
+        ? { sql: sql!.sql }
+        : { maestro: { baseUrl: options.maestro.url, ...(options.maestro.token !== undefined && { token: options.maestro.token }) } };
+      logger.info("consumer controller", { consumers: options.maestro === undefined ? "Maestro's database" : `Maestro's REST API at ${options.maestro.url}` });
+      const controller = new ConsumerController({ ...store, logger });
       const watch = watchManagedClusters(kube.kubeConfig, controller, { logger });
       let listed = false;
       void watch.ready.then(() => (listed = true));

@@ -25,7 +25,7 @@ import { locatePrograms, resolveRunAs, type PostgresPrograms, type RunAs } from 
 export class EmbeddedDatabaseError extends Error {
   override readonly name = "EmbeddedDatabaseError";
   constructor(
-    readonly code: "not-a-data-dir" | "initdb-failed" | "start-failed",
+    readonly code: "not-a-data-dir" | "initdb-failed" | "start-failed" | "not-running",
     message: string,
     readonly logTail: string[] = [],
   ) {
@@ -64,6 +64,26 @@ const DATABASE = "maestro";
 const USER = "postgres";
 const READY = "database system is ready to accept connections";
 const SETPRIV = ["/usr/bin/setpriv", "/bin/setpriv"].find((p) => existsSync(p));
+
+/**
+ * The connection to the embedded PostgreSQL a running `conductor serve` started in `dataDir`, for
+ * tools such as `conductor ctl maestro`: the port from `postmaster.pid` (PostgreSQL's own lock
+ * file; its fourth line is the port), the password from {@link PASSWORD_FILE}.
+ *
+ * @throws EmbeddedDatabaseError `not-a-data-dir` without the password file, `not-running` when no
+ * postmaster holds the directory.
+ */
+export async function runningEmbeddedConnection(dataDir: string): Promise<DatabaseConnection> {
+  const dir = resolve(dataDir);
+  const password = (await readFile(join(dir, PASSWORD_FILE), "utf8").catch(() => undefined))?.trim();
+  if (password === undefined) throw new EmbeddedDatabaseError("not-a-data-dir", `${dir} is not an embedded database of the conductor (no ${PASSWORD_FILE})`);
+  const pid = await readFile(join(dir, "postmaster.pid"), "utf8").catch(() => undefined);
+  const port = Number(pid?.split("\n")[3]);
+  if (pid === undefined || !Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new EmbeddedDatabaseError("not-running", `no PostgreSQL is running in ${dir}: start \`conductor serve\` (or \`pnpm start\`) first`);
+  }
+  return { host: "127.0.0.1", port, name: DATABASE, username: USER, password, sslmode: "disable" };
+}
 
 /**
  * Starts PostgreSQL in `dataDir`: creates the cluster there first if it does not exist (in a

