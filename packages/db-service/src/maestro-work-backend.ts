@@ -130,13 +130,14 @@ export class MaestroWorkBackend implements Backend {
       return true;
     });
     if (!updated) return;
-    // Written after the status and outside the lock, as Maestro does; the NOTIFY goes out on commit.
-    await this.sql.begin(async (tx) => {
-      const statusEventId = randomUUID();
-      await tx`insert into status_events (id, created_at, updated_at, resource_id, resource_source, resource_type, payload, status, status_event_type)
-        values (${statusEventId}, now(), now(), ${id}, '', '', 'null'::jsonb, 'null'::jsonb, 'StatusUpdate')`;
-      await tx`select pg_notify('status_events', ${statusEventId})`;
-    });
+    // Written after the status and outside the lock, as Maestro does. Maestro sends the insert and
+    // the NOTIFY as two statements of one transaction; one statement that does both is the same to
+    // every observer (the NOTIFY is delivered at commit, when the row is visible) and saves three
+    // round trips per status.
+    await this.sql`with e as (
+        insert into status_events (id, created_at, updated_at, resource_id, resource_source, resource_type, payload, status, status_event_type)
+        values (${randomUUID()}, now(), now(), ${id}, '', '', 'null'::jsonb, 'null'::jsonb, 'StatusUpdate') returning id)
+      select pg_notify('status_events', id) from e`;
   }
 }
 
