@@ -231,6 +231,12 @@ describe("helm install maestro, then install.sh", () => {
     expect(r.stdout).toContain('"hostname":{"host":"conductor.apps.example.com"}');
     expect(r.stdout).toContain("authType: grpc");
     expect(r.stderr).toContain("dry run: nothing was changed");
+    // Without a Route, agents dial the release's Service (a bare host name: it becomes a name of the
+    // operator's serving certificate).
+    const plain = await install("--dry-run");
+    expect(plain.code, plain.stderr).toBe(0);
+    expect(plain.stdout).toContain('"hostname":{"host":"conductor.open-cluster-management-hub.svc"}');
+    expect(plain.stdout).toContain('maestroApi: {url: "http://maestro.maestro.svc:8000"}');
     const after = await clusterManager();
     expect(after.metadata.resourceVersion).toBe(before.metadata.resourceVersion);
     const ns = await run(tool("kubectl"), ["get", "namespace", "open-cluster-management-hub"], { env });
