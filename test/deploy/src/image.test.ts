@@ -14,6 +14,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import { chmod, chown, copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
+import { connect as tlsConnect } from "node:tls";
 import { dirname, join } from "node:path";
 import { getFreePort, startControlPlane, startPostgres, type ControlPlane, type PostgresServer } from "@ocm-conductor/test-harness";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -204,7 +205,7 @@ describe("container image build and start commands, outside a container", () => 
     process.kill(-child.pid!, "SIGTERM");
     expect(await waitForExit(child, 20_000), output.slice(-2000)).toBe(0);
   });
-  for (const values of ["single.yaml", "split.yaml"]) {
+  for (const values of ["single.yaml", "single-openshift.yaml", "split.yaml"]) {
     it(`the chart's pods (ci/${values}), emulated: every rendered container's args and files, /readyz 200 in each`, async () => {
       expect(build.code).toBe(0);
       pg ??= await startPostgres({ database: "maestro" });
@@ -232,6 +233,11 @@ describe("container image build and start commands, outside a container", () => 
       const tls = await run("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=c-conductor.hub.svc",
         "-keyout", mounted("secrets/tls/tls.key"), "-out", mounted("secrets/tls/tls.crt")]);
       expect(tls.code, tls.stderr).toBe(0);
+      // The agents' client CA (tls.clientCA ConfigMap) and a Maestro API token (maestroApi.tokenSecret).
+      await mkdir(mounted("secrets/ca"), { recursive: true, mode: 0o755 });
+      await copyFile(mounted("secrets/tls/tls.crt"), mounted("secrets/ca/ca-bundle.crt"));
+      await mkdir(mounted("secrets/maestro"), { recursive: true, mode: 0o755 });
+      await writeFile(mounted("secrets/maestro/token"), "test-token\n", { mode: 0o644 });
       await run("chmod", ["-R", "a+rX", root]);
       const kubeconfig = mounted("kubeconfig");
       await copyFile(cp.kubeconfigPath, kubeconfig);
@@ -270,6 +276,19 @@ describe("container image build and start commands, outside a container", () => 
         for (const c of children) {
           const { status, body } = await waitReady(c.admin, () => c.child.exitCode === null);
           expect(status, `${c.name}: readyz ${status} ${body}\n${c.out().slice(-3000)}`).toBe(200);
+        }
+        // The agent-facing process serves TLS with the mounted certificate when the chart says so.
+        const agentConfig = parseYaml(configMap.data["config.yaml"]) as Any;
+        if (agentConfig.grpc_config.tls_cert_file !== undefined) {
+          const agent = deployments.find((d) => d.spec.template.spec.containers[0].args.includes("/etc/conductor/config.yaml"))!;
+          const alpn = await new Promise<string | false>((resolve, reject) => {
+            const socket = tlsConnect({ host: "127.0.0.1", port: ports.get(agent.metadata.name)!.grpc, ALPNProtocols: ["h2"], rejectUnauthorized: false }, () => {
+              resolve(socket.alpnProtocol ?? false);
+              socket.destroy();
+            });
+            socket.on("error", reject);
+          });
+          expect(alpn).toBe("h2");
         }
         for (const c of children) process.kill(-c.child.pid!, "SIGTERM");
         for (const c of children) expect(await waitForExit(c.child, 20_000), `${c.name}:\n${c.out().slice(-2000)}`).toBe(0);
