@@ -146,7 +146,7 @@ describe("conductor chart renders", () => {
     }
   });
 
-  it("refuses a Route without TLS, and an unknown mode", async () => {
+  it("refuses a Route without TLS, an unknown mode, a bad sslmode (values.schema.json)", async () => {
     const env = await helmEnv();
     const route = await run(tool("helm"), ["template", "c", conductorChart, "--set", "route.enabled=true", "--set", "tls.enabled=false"], { env });
     expect(route.code).not.toBe(0);
@@ -154,6 +154,9 @@ describe("conductor chart renders", () => {
     const mode = await run(tool("helm"), ["template", "c", conductorChart, "--set", "mode=both"], { env });
     expect(mode.code).not.toBe(0);
     expect(mode.stderr).toMatch(/mode/);
+    const sslmode = await run(tool("helm"), ["template", "c", conductorChart, "--set", "database.sslmode=sometimes"], { env });
+    expect(sslmode.code).not.toBe(0);
+    expect(sslmode.stderr).toContain("/database/sslmode");
   });
 
   it("the ClusterRole is packages/work-service/rbac/cluster-role.yaml", async () => {
