@@ -12,10 +12,10 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
-import { chmod, chown, copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { chmod, chown, copyFile, cp as copyTree, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { connect as tlsConnect } from "node:tls";
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { getFreePort, startControlPlane, startPostgres, type ControlPlane, type PostgresServer } from "@ocm-conductor/test-harness";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
@@ -55,6 +55,12 @@ async function runtimeStage(): Promise<RuntimeStage> {
  */
 async function copyBuildContext(dest: string): Promise<void> {
   await mkdir(dest, { recursive: true });
+  if ((await run("git", ["rev-parse", "--is-inside-work-tree"], { cwd: repoRoot })).code !== 0) {
+    // Not a git checkout: the tree minus what Containerfile.dockerignore keeps out.
+    const skip = new Set(["node_modules", "dist", ".turbo", ".data", ".tools", ".git", ".vitest-report.json"]);
+    await copyTree(repoRoot, dest, { recursive: true, filter: (src) => !skip.has(basename(src)) && !src.endsWith(".log") });
+    return;
+  }
   const worktree = process.env.DEPLOY_TEST_CONTEXT === "worktree";
   if (!worktree) {
     const r = await run("bash", ["-c", `git archive --format=tar HEAD | tar -x -C "$1"`, "-", dest], { cwd: repoRoot });
