@@ -1,5 +1,6 @@
 import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
+import { readTlsFiles, TlsFilesError, watchTlsFiles } from "@ocm-conductor/hub-auth";
 import { ConfigError, defaultConfig, loadConfigFile, readPort, validateBroker, type ConductorConfig } from "./config.js";
 import { SERVE_MODES, startConductorProcess, type ConductorProcess, type ServeMode } from "./conductor-process.js";
 import { runCtl } from "./ctl/ctl.js";
@@ -7,6 +8,7 @@ import { resolvePassword, selectDatabase } from "./database-config.js";
 import { parseGoDuration } from "./duration.js";
 import { createJsonLogger, isLogLevel } from "./logger.js";
 import { resolveKubeAccess } from "./kube-access.js";
+import type { Logger } from "@ocm-conductor/router";
 import type { TlsMaterial } from "./transport/grpc-server.js";
 
 const USAGE = `Usage: conductor <command> [flags]
@@ -37,6 +39,11 @@ Flags for serve:
   --grpc-host HOST                   overrides grpc_config.server_bind_host
   --broker-heartbeat-interval DUR    heartbeat period per stream, at least 10s (default 10s)
   --broker-heartbeat-disabled        send no heartbeats
+  --insecure-no-auth                 serve agents without authentication and authorization (local
+                                     development; refused with TLS). With TLS (tls_cert_file,
+                                     tls_key_file, client_ca_file) agents are always authenticated
+                                     (TokenReview, client certificates) and authorized
+                                     (SubjectAccessReview) on the hub, which needs Kubernetes access
   --log-level debug|info|warn|error  (default info)
 
 Environment:
@@ -119,6 +126,7 @@ export async function resolveServeConfig(args: string[], env: NodeJS.ProcessEnv 
         "data-dir": { type: "string" },
         "broker-heartbeat-interval": { type: "string" },
         "broker-heartbeat-disabled": { type: "boolean" },
+        "insecure-no-auth": { type: "boolean" },
         "log-level": { type: "string", default: "info" },
       },
     }));
@@ -138,6 +146,10 @@ export async function resolveServeConfig(args: string[], env: NodeJS.ProcessEnv 
     config.broker.heartbeatIntervalMs = ms;
   }
   if (values["broker-heartbeat-disabled"] === true) config.broker.heartbeatDisabled = true;
+  if (values["insecure-no-auth"] === true) {
+    if (config.grpc.tlsCertFile !== undefined) throw new UsageError("--insecure-no-auth is refused when TLS is configured (grpc_config.tls_cert_file): TLS serves agents with authentication and authorization");
+    config.grpc.insecureNoAuth = true;
+  }
   validateBroker(config.broker);
   const { database, ignored } = selectDatabase(config.database, env, values["data-dir"]);
   config.database = database.kind === "external" ? await resolvePassword(database) : database;
@@ -186,7 +198,7 @@ async function serve(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const settings = await resolveServeConfig(args, env);
   const logger = createJsonLogger(isLogLevel(settings.logLevel) ? settings.logLevel : "info");
   for (const setting of settings.ignored) logger.warn("setting ignored", { setting });
-  const tls = await readTls(settings.config);
+  const tls = await readTls(settings.config, logger);
   const kube = resolveKubeAccess(settings.kubeconfig, env);
   // Signals during start-up are remembered: start-up finishes its step, then everything stops in order.
   let signalled: (signal: string) => void = () => {};
@@ -222,16 +234,17 @@ async function serve(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
   return code;
 }
 
-async function readTls(config: ConductorConfig): Promise<TlsMaterial | undefined> {
-  const { tlsCertFile, tlsKeyFile, clientCaFile } = config.grpc;
+/** Reads the TLS files once and watches them: the server reloads them when they change. */
+async function readTls(config: ConductorConfig, logger: Logger): Promise<TlsMaterial | undefined> {
+  const { tlsCertFile, tlsKeyFile, clientCaFile, certWatchIntervalMs } = config.grpc;
   if (tlsCertFile === undefined || tlsKeyFile === undefined) return undefined;
-  const read = async (path: string, key: string) => {
-    try {
-      return await readFile(path);
-    } catch (err) {
-      throw new ConfigError(`grpc_config.${key}: cannot read ${path}: ${(err as Error).message}`);
-    }
-  };
-  const [cert, key] = await Promise.all([read(tlsCertFile, "tls_cert_file"), read(tlsKeyFile, "tls_key_file")]);
-  return clientCaFile === undefined ? { cert, key } : { cert, key, ca: await read(clientCaFile, "client_ca_file") };
+  const files = { certFile: tlsCertFile, keyFile: tlsKeyFile, ...(clientCaFile !== undefined && { caFile: clientCaFile }) };
+  let material;
+  try {
+    material = await readTlsFiles(files);
+  } catch (err) {
+    if (err instanceof TlsFilesError) throw new ConfigError(`grpc_config${/^(tls_|client_ca_file)/.test(err.message) ? "." : ": "}${err.message}`);
+    throw err;
+  }
+  return { ...material, watch: (onChange) => watchTlsFiles(files, { current: material, onChange, intervalMs: certWatchIntervalMs, logger }) };
 }

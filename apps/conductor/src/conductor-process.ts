@@ -1,6 +1,8 @@
+import type { Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { ConsumerController, watchManagedClusters } from "@ocm-conductor/consumer-controller";
 import { MaestroWorkBackend } from "@ocm-conductor/db-service";
+import { HubAuth, KubeHubReviewer, createAuthInterceptor } from "@ocm-conductor/hub-auth";
 import { BackendService, DataTypes } from "@ocm-conductor/protocol";
 import { Broker, RemoteBackend, SourceRouter, registerBackendService, type Backend, type BackendServiceHandle, type Logger } from "@ocm-conductor/router";
 import { createHubServices, type HubServices } from "@ocm-conductor/work-service";
@@ -42,6 +44,8 @@ export interface ConductorProcessOptions {
 export interface ConductorProcess {
   readonly grpc: RunningGrpcServer | undefined;
   readonly admin: RunningAdminServer | undefined;
+  /** Authentication and authorization of agents; undefined when they are off (h2c, `--insecure-no-auth`). */
+  readonly auth: HubAuth | undefined;
   /** Settles with a reason when a part dies on its own (the embedded PostgreSQL exiting). */
   readonly failure: Promise<string>;
   /** Stops everything, agents first, in reverse order of start. */
@@ -67,6 +71,7 @@ export async function startConductorProcess(options: ConductorProcessOptions): P
   let failure: Promise<string> = new Promise(() => {});
   let grpc: RunningGrpcServer | undefined;
   let admin: RunningAdminServer | undefined;
+  let auth: HubAuth | undefined;
   const stop = async () => {
     for (const [what, run] of stops.reverse().splice(0)) {
       await run().catch((err: unknown) => logger.warn(`${what} failed during shutdown`, { error: String(err) }));
@@ -76,6 +81,15 @@ export async function startConductorProcess(options: ConductorProcessOptions): P
     if (NEEDS_KUBE.has(mode) && kube === undefined) throw new ConfigError(`--mode ${mode} needs Kubernetes access: --kubeconfig, KUBECONFIG or in-cluster`);
     if (mode === "all" && kube === undefined) logger.warn("no Kubernetes access: the kube route, the registration services and the consumer controller are off");
     if (kube !== undefined) logger.info("Kubernetes access", { server: kube.server, from: kube.origin });
+    // Agents are authenticated and authorized whenever they are served over TLS (README "Security").
+    const servesAgents = mode === "all" || mode === "router";
+    if (servesAgents && options.tls !== undefined) {
+      if (config.grpc.insecureNoAuth) throw new ConfigError("--insecure-no-auth (insecure_no_auth) is refused when TLS is configured");
+      if (kube === undefined) {
+        throw new ConfigError("TLS is configured, so agents are authenticated (TokenReview) and authorized (SubjectAccessReview) on the hub: "
+          + "this needs the hub's Kubernetes API (--kubeconfig, KUBECONFIG or in-cluster)");
+      }
+    }
 
     // Maestro's database.
     let sql: Awaited<ReturnType<typeof openMaestroDatabase>> | undefined;
@@ -133,6 +147,19 @@ export async function startConductorProcess(options: ConductorProcessOptions): P
       });
       for (const [dataType, backend] of backends) broker.registerBackend(dataType, backend);
     }
+    const interceptors: Interceptor[] = [metrics.interceptor()];
+    if (broker !== undefined) {
+      if (options.tls !== undefined && kube !== undefined) {
+        auth = new HubAuth({ reviewer: new KubeHubReviewer(kube.kubeConfig), cacheTtlMs: config.grpc.authCacheTtlMs, logger });
+        interceptors.push(createAuthInterceptor(auth));
+        logger.info("agents are authenticated (bearer token by TokenReview, else client certificate) and authorized (SubjectAccessReview)", { reviewCacheTtlMs: config.grpc.authCacheTtlMs });
+      } else if (config.grpc.insecureNoAuth) {
+        logger.warn("AUTHENTICATION AND AUTHORIZATION ARE OFF (--insecure-no-auth): any client that reaches the gRPC port can read and write every cluster's objects; for local development only", { host: config.grpc.host });
+      } else {
+        logger.warn("AUTHENTICATION AND AUTHORIZATION ARE OFF: gRPC is served without TLS (h2c), so agents cannot present credentials and any client that reaches the port can read and write every cluster's objects; "
+          + "configure tls_cert_file, tls_key_file and client_ca_file (with Kubernetes access) to turn them on, or pass --insecure-no-auth to acknowledge a development set-up", { host: config.grpc.host });
+      }
+    }
     if (mode !== "consumer-controller") {
       grpc = await startGrpcServer({
         config: config.grpc,
@@ -140,7 +167,7 @@ export async function startConductorProcess(options: ConductorProcessOptions): P
           ? { services: { names: [BackendService.typeName], register: (router) => void (service = registerBackendService(router, { backends, logger })) } }
           : { broker }),
         ...(options.tls === undefined ? {} : { tls: options.tls }),
-        interceptors: [metrics.interceptor()],
+        interceptors,
         onConnection: (session) => metrics.trackConnection(session),
         onClose: () => service?.close(),
         logger,
@@ -197,7 +224,7 @@ export async function startConductorProcess(options: ConductorProcessOptions): P
     await stop();
   };
   let stopping: Promise<void> | undefined;
-  return { grpc, admin, failure, stop: () => (stopping ??= ordered()) };
+  return { grpc, admin, auth, failure, stop: () => (stopping ??= ordered()) };
 }
 
 /** Router mode: every hub data type from the work service, manifestbundles from both sources. */

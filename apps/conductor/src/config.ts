@@ -37,6 +37,21 @@ export interface GrpcServerConfig {
   serverPingIntervalMs: number;
   /** `server_ping_timeout`, ms: a connection whose ping is not answered in time is closed. */
   serverPingTimeoutMs: number;
+  /**
+   * `cert_watch_interval`, ms: how often the TLS files are re-read as a fallback to file events
+   * (they are reloaded when they change). Default 1 m.
+   */
+  certWatchIntervalMs: number;
+  /**
+   * `auth_cache_ttl` (conductor only), ms: how long TokenReview and SubjectAccessReview results are
+   * reused; 0 calls the hub for every request. Default 10 s.
+   */
+  authCacheTtlMs: number;
+  /**
+   * `insecure_no_auth` (conductor only; also `--insecure-no-auth`): serve agents without
+   * authentication and authorization, for local development. Refused together with TLS.
+   */
+  insecureNoAuth: boolean;
 }
 
 /** Broker settings, after sdk-go's `--broker-heartbeat-*` flags (protocol.md §9.2). */
@@ -72,6 +87,9 @@ export function defaultConfig(): ConductorConfig {
       maxConnectionAgeGraceMs: 30_000,
       serverPingIntervalMs: 30_000,
       serverPingTimeoutMs: 10_000,
+      certWatchIntervalMs: 60_000,
+      authCacheTtlMs: 10_000,
+      insecureNoAuth: false,
     },
     broker: { heartbeatDisabled: false, heartbeatIntervalMs: 10_000, queueCapacity: 1024 },
     database: { kind: "embedded", dataDir: DEFAULT_DATA_DIR },
@@ -125,8 +143,14 @@ export function applyConfig(base: ConductorConfig, doc: Record<string, unknown>)
   set("max_connection_age_grace", "maxConnectionAgeGraceMs", (k, v) => readDuration(k, v, 0));
   set("server_ping_interval", "serverPingIntervalMs", (k, v) => readDuration(k, v, 1));
   set("server_ping_timeout", "serverPingTimeoutMs", (k, v) => readDuration(k, v, 1));
+  set("cert_watch_interval", "certWatchIntervalMs", (k, v) => readDuration(k, v, 1_000));
+  set("auth_cache_ttl", "authCacheTtlMs", (k, v) => readDuration(k, v, 0));
+  set("insecure_no_auth", "insecureNoAuth", readBool);
   if ((g.tlsCertFile === undefined) !== (g.tlsKeyFile === undefined)) {
     throw new ConfigError("grpc_config.tls_cert_file and grpc_config.tls_key_file must be set together");
+  }
+  if (g.insecureNoAuth && g.tlsCertFile !== undefined) {
+    throw new ConfigError("grpc_config.insecure_no_auth is refused when TLS is configured: TLS serves agents with authentication and authorization");
   }
   const broker = section(doc, "broker_config");
   if (broker["heartbeat_disabled"] !== undefined) config.broker.heartbeatDisabled = readBool("broker_config.heartbeat_disabled", broker["heartbeat_disabled"]);

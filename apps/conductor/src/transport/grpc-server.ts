@@ -3,6 +3,7 @@ import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import { Code, ConnectError, createContextValues, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
 import { compressionGzip, connectNodeAdapter } from "@connectrpc/connect-node";
+import { kTlsPeer, tlsPeerOf } from "@ocm-conductor/hub-auth";
 import { CloudEventService, Health, ServingStatus } from "@ocm-conductor/protocol";
 import { kStreamReset, registerCloudEventService, silentLogger, type Broker, type Logger } from "@ocm-conductor/router";
 import type { GrpcServerConfig } from "../config.js";
@@ -15,6 +16,12 @@ export interface TlsMaterial {
   cert: string | Buffer;
   /** CA bundle for client certificates; when set, certificates are requested but not required. */
   ca?: string | Buffer;
+  /**
+   * Starts watching for new material (e.g. `watchTlsFiles` of @ocm-conductor/hub-auth): each call of
+   * `onChange` replaces the served certificate and client CA for new connections (existing ones keep
+   * theirs). Returns a function that stops watching; the server calls it when it closes.
+   */
+  watch?: (onChange: (material: { key: string | Buffer; cert: string | Buffer; ca?: string | Buffer }) => void) => () => void;
 }
 
 /** What {@link startGrpcServer} serves and how. */
@@ -86,6 +93,8 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
           if (!stream.closed) stream.close(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
         });
       }
+      // The connection's TLS socket, for the mTLS authenticator (undefined on h2c).
+      values.set(kTlsPeer, tlsPeerOf(req));
       return values;
     },
   });
@@ -93,18 +102,42 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
     settings: { maxConcurrentStreams: config.maxConcurrentStreams },
     maxSessionMemory: 64,
   };
+  // The client CA is always passed explicitly, so client certificates are verified against that
+  // bundle only, never the system roots. A certificate is requested, not required (token clients),
+  // and the handshake never fails on it: the authenticator reads `socket.authorized` itself.
+  const secureContext = (material: { key: string | Buffer; cert: string | Buffer; ca?: string | Buffer }) => ({
+    key: material.key,
+    cert: material.cert,
+    ...(material.ca === undefined ? {} : { ca: material.ca }),
+    minVersion: config.tlsMinVersion,
+  });
   const server = options.tls === undefined
     ? http2.createServer(http2Options, handler)
     : http2.createSecureServer({
         ...http2Options,
-        key: options.tls.key,
-        cert: options.tls.cert,
-        ...(options.tls.ca === undefined ? {} : { ca: options.tls.ca, requestCert: true, rejectUnauthorized: false }),
-        minVersion: config.tlsMinVersion,
+        ...secureContext(options.tls),
+        ...(options.tls.ca === undefined ? {} : { requestCert: true, rejectUnauthorized: false }),
         ALPNProtocols: ["h2"],
         allowHTTP1: false,
         handshakeTimeout: config.connectionTimeoutMs,
       }, handler);
+  let stopWatchingTls: (() => void) | undefined;
+  if (options.tls?.watch !== undefined) {
+    const secure = server as http2.Http2SecureServer;
+    const hadCa = options.tls.ca !== undefined;
+    stopWatchingTls = options.tls.watch((material) => {
+      if (hadCa && material.ca === undefined) {
+        logger.error("new TLS material has no client CA bundle; keeping the previous certificate");
+        return;
+      }
+      try {
+        secure.setSecureContext(secureContext(material));
+        logger.info("serving a new TLS certificate to new connections");
+      } catch (err) {
+        logger.error("new TLS material refused; keeping the previous certificate", { error: (err as Error).message });
+      }
+    });
+  }
   const sessions = new Set<http2.ServerHttp2Session>();
   server.on("session", (session: http2.ServerHttp2Session) => {
     sessions.add(session);
@@ -138,6 +171,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<Runni
     connectionCount: () => sessions.size,
     close(graceMs = 5_000) {
       closing ??= (async () => {
+        stopWatchingTls?.();
         health.setAll(ServingStatus.NOT_SERVING);
         // Let health watchers write NOT_SERVING before their streams are ended.
         await new Promise((resolve) => setTimeout(resolve, 20));
