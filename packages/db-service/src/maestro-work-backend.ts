@@ -11,7 +11,7 @@ import {
 import { BackendError, silentLogger, type Backend, type ListOptions, type Logger, type RequestContext, type SpecEventSink } from "@ocm-conductor/router";
 import type { Sql } from "postgres";
 import { randomUUID } from "node:crypto";
-import { LockType, withAdvisoryLock } from "./advisory-lock.js";
+import { LockType, advisoryXactLock } from "./advisory-lock.js";
 import { ResourceRowError, resourceToSpecEvent, statusEventToJson, type ResourceRow } from "./resource-codec.js";
 import { isNewerSequenceId } from "./sequence-id.js";
 import { SpecDelivery, type SpecDeliveryOptions } from "./spec-delivery.js";
@@ -87,6 +87,12 @@ export class MaestroWorkBackend implements Backend {
     return events;
   }
 
+  /** A status for a resource that is not (or no longer) in the database: dropped, as Maestro does. */
+  private unknown(id: string): undefined {
+    this.logger.debug("status for an unknown resource; dropped", { id });
+    return undefined;
+  }
+
   async handle(event: CloudEvent, _context: RequestContext): Promise<void> {
     const type = parseEventType(event.type);
     if (type.subResource !== "status" || (type.action !== Action.updateRequest && type.action !== Action.resyncResponse)) {
@@ -96,16 +102,11 @@ export class MaestroWorkBackend implements Backend {
     const clusterName = BackendError.badRequestOn("failed to get cluster name", () => stringExtension(event, Extension.clusterName));
     const version = resourceVersionOf(event);
     const status = BackendError.badRequestOn("failed to unmarshal event data", () => decodeManifestBundleStatus(event));
-    const [row] = (await this.sql`select * from resources where id = ${id}`) as unknown as ResourceRow[];
-    if (row === undefined) {
-      this.logger.debug("status for an unknown resource; dropped", { id });
-      return;
-    }
-    if (row.consumer_name !== clusterName) {
-      throw BackendError.of("BadRequest", `resource ${id} does not belong to cluster ${clusterName}`);
-    }
-    const stored = statusEventToJson(event, row.payload?.[Extension.metadata]);
     if (status.conditions?.some((c) => c.type === CONDITION_DELETED && c.status === "True")) {
+      const [row] = (await this.sql`select * from resources where id = ${id}`) as unknown as ResourceRow[];
+      if (row === undefined) return this.unknown(id);
+      if (row.consumer_name !== clusterName) throw wrongCluster(id, clusterName);
+      const stored = statusEventToJson(event, row.payload?.[Extension.metadata]);
       await this.sql.begin(async (tx) => {
         const statusEventId = randomUUID();
         await tx`insert into status_events (id, created_at, updated_at, resource_id, resource_source, resource_type, payload, status, status_event_type)
@@ -115,10 +116,20 @@ export class MaestroWorkBackend implements Backend {
       });
       return;
     }
-    const sequenceId = BackendError.badRequestOn("failed to get status update sequence id", () => stringExtension(event, Extension.sequenceId));
-    const updated = await withAdvisoryLock(this.sql, id, LockType.ResourceStatus, async (tx) => {
-      const [found] = (await tx`select version, status from resources where id = ${id}`) as unknown as Array<Pick<ResourceRow, "version" | "status">>;
-      if (found === undefined || Number(found.version) !== version) return false; // stale: disregard
+    // Maestro's UpdateStatus under the `resource_status` lock. The row is read in the same
+    // transaction, pipelined behind the lock (the server runs the select once the lock is granted),
+    // and only the columns the check needs: `payload` stays in the database.
+    const updated = await this.sql.begin(async (tx) => {
+      const [, rows] = await Promise.all([
+        advisoryXactLock(tx, id, LockType.ResourceStatus),
+        tx`select consumer_name, version, status, payload -> 'metadata' as metadata from resources where id = ${id}`,
+      ]);
+      const found = rows[0] as (Pick<ResourceRow, "consumer_name" | "version" | "status"> & { metadata: unknown }) | undefined;
+      if (found === undefined) return this.unknown(id);
+      if (found.consumer_name !== clusterName) throw wrongCluster(id, clusterName);
+      const sequenceId = BackendError.badRequestOn("failed to get status update sequence id", () => stringExtension(event, Extension.sequenceId));
+      if (Number(found.version) !== version) return false; // stale: disregard
+      const stored = statusEventToJson(event, found.metadata ?? undefined);
       if (isDeepStrictEqual(found.status, stored)) return false;
       const previous = found.status?.[Extension.sequenceId];
       try {
@@ -129,7 +140,7 @@ export class MaestroWorkBackend implements Backend {
       await tx`update resources set updated_at = now(), status = ${tx.json(stored as never)} where id = ${id}`;
       return true;
     });
-    if (!updated) return;
+    if (updated !== true) return;
     // Written after the status and outside the lock, as Maestro does. Maestro sends the insert and
     // the NOTIFY as two statements of one transaction; one statement that does both is the same to
     // every observer (the NOTIFY is delivered at commit, when the row is visible) and saves three
@@ -139,6 +150,10 @@ export class MaestroWorkBackend implements Backend {
         values (${randomUUID()}, now(), now(), ${id}, '', '', 'null'::jsonb, 'null'::jsonb, 'StatusUpdate') returning id)
       select pg_notify('status_events', id) from e`;
   }
+}
+
+function wrongCluster(id: string, clusterName: string): BackendError {
+  return BackendError.of("BadRequest", `resource ${id} does not belong to cluster ${clusterName}`);
 }
 
 /** `resourceversion` may be a number or a numeric string (maestro-db.md §3.6, §8.3 item 6). */
