@@ -130,6 +130,20 @@ export class ConductorChild {
     return ((await res.json()) as { streams: Array<{ clusterName: string; dataType: string }> }).streams;
   }
 
+  /** The sum of a Prometheus counter's series (from `/metrics`) whose labels include `labels`. */
+  async metric(name: string, labels: Record<string, string>): Promise<number> {
+    const res = await fetch(`${this.adminUrl}/metrics`, { signal: AbortSignal.timeout(5_000) });
+    const wanted = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
+    let sum = 0;
+    for (const line of (await res.text()).split("\n")) {
+      if (!line.startsWith(`${name}{`)) continue;
+      const close = line.lastIndexOf("}");
+      const series = line.slice(name.length + 1, close);
+      if (wanted.every((w) => series.split(",").includes(w))) sum += Number(line.slice(close + 1).trim());
+    }
+    return sum;
+  }
+
   /** `kill -9` of the whole process group; resolves when the child has exited. */
   async kill9(): Promise<void> {
     killGroup(this.pid, "SIGKILL");

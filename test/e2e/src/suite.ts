@@ -52,7 +52,7 @@ async function dumpLogs(): Promise<void> {
   const streams = W.front?.running ? await W.front.subscribers().then((s) => JSON.stringify(s), (e: Error) => e.message) : "not running";
   parts.push(`--- live streams of ${W.front?.spec.name}: ${streams}`);
   for (const a of W.agents) {
-    parts.push(`--- agentsim ${a.version} (pid ${a.pid}), last lines:\n${a.events.slice(-40).map((e) => JSON.stringify(e)).join("\n")}\n${a.stderr.slice(-30).join("\n")}`);
+    parts.push(`--- agentsim ${a.version} (pid ${a.pid}), last lines:\n${a.events.slice(-40).map((e) => JSON.stringify(e)).join("\n")}\n${a.stderr.slice(-Number(process.env.E2E_AGENT_TAIL ?? 30)).join("\n")}`);
   }
   for (const [cluster, name] of W.works) {
     const w = await W.hub.getWork(cluster, name).then((x) => (x === undefined ? "gone" : JSON.stringify({ metadata: x.metadata, status: x.status })), (e: Error) => e.message);
@@ -89,9 +89,15 @@ async function startDeployment(kind: DeploymentKind): Promise<void> {
 }
 
 async function startAgent(version: AgentSimVersion, cluster: string): Promise<AgentSimHandle> {
-  const agent = await startAgentSim({ version, server: `127.0.0.1:${W.front.spec.grpcPort}`, clusters: [cluster], reconnectDelay: "1s", duration: "5m" });
+  const agent = await startAgentSim({ version, server: `127.0.0.1:${W.front.spec.grpcPort}`, clusters: [cluster], reconnectDelay: "1s", duration: "5m",
+    ...(process.env.E2E_AGENT_VERBOSITY ? { extraArgs: [`--v=${process.env.E2E_AGENT_VERBOSITY}`] } : {}) });
   W.agents.push(agent);
   await eventually(async () => (await W.front.subscribers()).some((s) => s.clusterName === cluster), 30_000, `${cluster}'s agent to subscribe`, 100);
+  // The agent's first Publish is its spec resync request; once it is processed the answer has been
+  // queued. Works created before that could be overtaken by a stale resync answer (see README).
+  await eventually(
+    async () => (await W.front.metric("grpc_server_ce_processed_total", { consumer: cluster, method: "Publish" })) >= 1,
+    30_000, `${cluster}'s resync request to be answered`, 100);
   return agent;
 }
 
