@@ -1,6 +1,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
-import { DataTypes, newEvent } from "@ocm-conductor/protocol";
+import { DataTypes, fromProto, newEvent, toProto, type CloudEvent } from "@ocm-conductor/protocol";
 import { describe, expect, it } from "vitest";
+import type { Backend } from "./backend.js";
 import { Broker, type StreamEndReason } from "./broker.js";
 
 describe("Broker sink.resyncAll", () => {
@@ -34,6 +35,71 @@ describe("Broker.streams", () => {
     expect(broker.streams()[0]).toMatchObject({ queued: 0, sent: 1 });
     sub.close();
     expect(broker.streams()).toEqual([]);
+    broker.close();
+  });
+});
+
+describe("Broker resync while live events flow", () => {
+  const MB = DataTypes.manifestBundles;
+  const spec = (action: string, id: string, version: number, extra: Record<string, string> = {}) =>
+    newEvent({ type: `${MB}.spec.${action}`, source: "kube", clusterName: "c1", extensions: { resourceid: id, resourceversion: version, ...extra } });
+
+  /** A backend whose list() waits until the test releases it with what it listed at the start. */
+  function slowBackend(listed: CloudEvent[]) {
+    let release: () => void = () => {};
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const backend: Backend = {
+      list: async () => (await gate, listed),
+      handle: async () => {},
+    };
+    return { backend, release };
+  }
+
+  it("leaves out of the answer every resource sent live while the list was in flight", async () => {
+    // The list snapshot: w1 at version 2 (not deleting), w2 absent. Meanwhile w1 is deleted and w2
+    // is created live. Without the rule the answer would send w1 v2 after its deletion (sdk-go v1.3
+    // then forgets the deletion) and a synthesised deletion of w2 right after its creation.
+    const { backend, release } = slowBackend([spec("update_request", "w1", 2)]);
+    const broker = new Broker({ heartbeatIntervalMs: 0 });
+    broker.registerBackend(MB, backend);
+    const stream = broker.subscribe({ clusterName: "c1", dataType: MB });
+    const request = newEvent({ type: `${MB}.spec.resync_request`, source: "c1-work-agent", clusterName: "c1",
+      data: { resourceVersions: [{ resourceID: "w1", resourceVersion: 1 }, { resourceID: "w2", resourceVersion: 1 }, { resourceID: "w3", resourceVersion: 1 }] } });
+    const answered = broker.publish(toProto(request), { signal: new AbortController().signal });
+    await new Promise((r) => setImmediate(r));
+    broker.sink.publish(spec("delete_request", "w1", 2, { deletiontimestamp: "2026-12-07T23:00:00Z" }));
+    broker.sink.publish(spec("create_request", "w2", 1));
+    release();
+    await answered;
+    const sent: Array<[string, string]> = [];
+    for (let i = 0; i < 3; i++) {
+      const m = fromProto((await stream.next())!);
+      sent.push([m.type.split(".").pop()!, String(m.extensions.resourceid)]);
+    }
+    // The live events, then only the synthesised deletion of w3 (reported, listed nowhere, not sent live).
+    expect(sent).toEqual([["delete_request", "w1"], ["create_request", "w2"], ["resync_response", "w3"]]);
+    expect(broker.streams()[0]!.queued).toBe(0);
+    stream.close();
+    broker.close();
+  });
+
+  it("answers in full when nothing was sent live meanwhile", async () => {
+    const { backend, release } = slowBackend([spec("update_request", "w1", 2)]);
+    const broker = new Broker({ heartbeatIntervalMs: 0 });
+    broker.registerBackend(MB, backend);
+    const stream = broker.subscribe({ clusterName: "c1", dataType: MB });
+    const other = spec("create_request", "w9", 1);
+    other.extensions.clustername = "c2"; // another cluster's event does not count
+    const request = newEvent({ type: `${MB}.spec.resync_request`, source: "c1-work-agent", clusterName: "c1",
+      data: { resourceVersions: [{ resourceID: "w1", resourceVersion: 1 }] } });
+    const answered = broker.publish(toProto(request), { signal: new AbortController().signal });
+    await new Promise((r) => setImmediate(r));
+    broker.sink.publish(other);
+    release();
+    await answered;
+    const m = fromProto((await stream.next())!);
+    expect([m.type.split(".").pop(), m.extensions.resourceid, m.extensions.resourceversion]).toEqual(["resync_response", "w1", 2]);
+    stream.close();
     broker.close();
   });
 });

@@ -97,6 +97,11 @@ export class Broker {
   private readonly registry = new SubscriberRegistry();
   private readonly backends = new Map<string, Backend>();
   private readonly pendingResync = new Map<string, { requested: ResourceVersion[]; at: number }>();
+  /**
+   * Per cluster and data type, one set per resync whose list is in flight, collecting the resource
+   * ids of live spec events routed meanwhile (see {@link runResync}).
+   */
+  private readonly resyncsInFlight = new Map<string, Array<Set<string>>>();
   private readonly options: Required<Omit<BrokerOptions, "observer">>;
   private readonly observer: BrokerObserver;
   private readonly lifetime = new AbortController();
@@ -104,7 +109,7 @@ export class Broker {
 
   /** Where backends publish spec events. */
   readonly sink: Required<SpecEventSink> = {
-    publish: (event) => this.route(event),
+    publish: (event) => this.routeLive(event),
     resyncAll: (dataType, why) => this.endStreams(dataType, why),
   };
 
@@ -249,6 +254,19 @@ export class Broker {
     if (ended.length > 0) this.options.logger.warn("streams ended so that agents resync", { dataType, streams: ended.length, why });
   }
 
+  /** A live spec event from a backend: noted for resyncs in flight, then routed. */
+  private routeLive(event: CloudEvent): number {
+    if (this.resyncsInFlight.size > 0) {
+      const key = streamKey(stringExtension(event, Extension.clusterName), formatDataType(parseEventType(event.type)));
+      const sets = this.resyncsInFlight.get(key);
+      if (sets !== undefined) {
+        const id = event.extensions[Extension.resourceId];
+        if (typeof id === "string") for (const set of sets) set.add(id);
+      }
+    }
+    return this.route(event);
+  }
+
   private route(event: CloudEvent): number {
     const dataType = formatDataType(parseEventType(event.type));
     const clusterName = stringExtension(event, Extension.clusterName);
@@ -299,7 +317,7 @@ export class Broker {
     if (!this.registry.has(clusterName, dataType)) {
       // sdk-go v1.1.0 agents may resync before their stream is registered (protocol.md §10.3);
       // keep the request and answer it when the stream arrives.
-      this.pendingResync.set(`${clusterName}\u0000${dataType}`, { requested, at: Date.now() });
+      this.pendingResync.set(streamKey(clusterName, dataType), { requested, at: Date.now() });
       return;
     }
     try {
@@ -309,9 +327,27 @@ export class Broker {
     }
   }
 
+  /**
+   * Answers a resync from the backend's list. A live spec event routed while the list was in flight
+   * already reached the agent with newer (or the same) state, so that resource is left out of the
+   * answer: an older listed copy queued after it would undo it (a listed work without the deletion
+   * that was just sent makes sdk-go v1.3 drop the deletion from its store), and a synthesised
+   * deletion would remove what was just created.
+   */
   private async runResync(dataType: string, clusterName: string, requested: ResourceVersion[], signal: AbortSignal): Promise<void> {
     const backend = this.backends.get(dataType) as Backend;
-    const result = await backend.list({ clusterName, dataType }, signal);
+    const key = streamKey(clusterName, dataType);
+    const overtaken = new Set<string>();
+    const sets = this.resyncsInFlight.get(key) ?? [];
+    sets.push(overtaken);
+    this.resyncsInFlight.set(key, sets);
+    let result: Awaited<ReturnType<Backend["list"]>>;
+    try {
+      result = await backend.list({ clusterName, dataType }, signal);
+    } finally {
+      sets.splice(sets.indexOf(overtaken), 1);
+      if (sets.length === 0) this.resyncsInFlight.delete(key);
+    }
     const listed = Array.isArray(result) ? result : result.events;
     if (!Array.isArray(result)) {
       this.options.logger.warn("resync from an incomplete list: no deletions synthesised", { cluster: clusterName, dataType, why: result.incomplete });
@@ -319,11 +355,16 @@ export class Broker {
     const responses = resyncResponses({
       dataType, clusterName, requested, listed, complete: Array.isArray(result), source: this.options.synthesizedSource, logger: this.options.logger,
     });
-    for (const response of responses) this.route(response);
+    for (const response of responses) {
+      const id = response.extensions[Extension.resourceId];
+      if (typeof id === "string" && overtaken.has(id)) continue;
+      this.route(response);
+    }
+    if (overtaken.size > 0) this.options.logger.debug("resync: resources sent live meanwhile left out", { cluster: clusterName, dataType, resources: overtaken.size });
   }
 
   private replayPendingResync(clusterName: string, dataType: string): void {
-    const key = `${clusterName}\u0000${dataType}`;
+    const key = streamKey(clusterName, dataType);
     const pending = this.pendingResync.get(key);
     if (pending === undefined) return;
     this.pendingResync.delete(key);
@@ -349,6 +390,10 @@ export class Broker {
     const status = kubeStatus("InternalError", `Internal error occurred: failed to handle ${type}`);
     return new ConnectError(statusErrorMessage(status), Code.FailedPrecondition, undefined, undefined, err);
   }
+}
+
+function streamKey(clusterName: string, dataType: string): string {
+  return `${clusterName}\u0000${dataType}`;
 }
 
 function info(subscriber: Subscriber): StreamInfo {
