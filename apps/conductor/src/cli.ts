@@ -7,6 +7,7 @@ import { runCtl } from "./ctl/ctl.js";
 import { resolvePassword, selectDatabase } from "./database-config.js";
 import { parseGoDuration } from "./duration.js";
 import { createJsonLogger, isLogLevel } from "./logger.js";
+import { OPERATOR_HEALTHZ_PORT, operatorConfigFacts, presentTlsDefaults, startHealthzServer } from "./operator-grpc.js";
 import { resolveKubeAccess } from "./kube-access.js";
 import type { Logger } from "@ocm-conductor/router";
 import type { TlsMaterial } from "./transport/grpc-server.js";
@@ -15,7 +16,10 @@ const USAGE = `Usage: conductor <command> [flags]
 
 Commands:
   serve      Run the conductor (default: --mode all, gRPC h2c on 127.0.0.1:8090, admin on 127.0.0.1:8080)
-  ctl        Debugging client: subscribe, publish, status (conductor ctl help)
+  ctl        Debugging client: subscribe, publish, status, maestro apply/delete (conductor ctl help)
+  grpc       The cluster-manager operator's invocation (args "/server grpc --server-config=FILE
+             [--kubeconfig=FILE]"): serve --mode all on every interface, the reference's default
+             TLS files, HTTPS /healthz on :8443, no embedded database (see README)
   help       Show this help
 
 Flags for serve:
@@ -60,11 +64,14 @@ class UsageError extends Error {}
  * shutdown, 1 when the server or its database fails, 2 for usage and configuration errors.
  */
 export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
-  const [command = "help", ...rest] = argv;
+  // The operator passes the reference binary's path first: `/server grpc …`.
+  const [command = "help", ...rest] = argv[0] === "/server" ? argv.slice(1) : argv;
   try {
     switch (command) {
       case "serve":
         return await serve(rest, env);
+      case "grpc":
+        return await operatorGrpc(rest, env);
       case "ctl":
         return await runCtl(rest, { stdout: (t) => void process.stdout.write(t), stderr: (t) => void process.stderr.write(t) });
       case "help":
@@ -195,8 +202,23 @@ export async function resolveServeConfig(args: string[], env: NodeJS.ProcessEnv 
 }
 
 async function serve(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
-  const settings = await resolveServeConfig(args, env);
+  return runServe(await resolveServeConfig(args, env), env);
+}
+
+/** What the `grpc` command (the cluster-manager operator's invocation) adds to a `serve`. */
+export interface ServeExtras {
+  /** False: no embedded PostgreSQL; without an external database the maestro route is off. */
+  embeddedDatabase?: boolean;
+  /** Started once the conductor runs, stopped first. */
+  sidecar?: (tls: TlsMaterial | undefined, logger: Logger) => Promise<{ close(): Promise<void> }>;
+  /** Logged before anything starts. */
+  notes?: Array<[string, Record<string, unknown>]>;
+}
+
+/** Runs a conductor process with resolved settings until SIGINT/SIGTERM or a failure; resolves with the exit code. */
+export async function runServe(settings: ServeSettings, env: NodeJS.ProcessEnv, extras: ServeExtras = {}): Promise<number> {
   const logger = createJsonLogger(isLogLevel(settings.logLevel) ? settings.logLevel : "info");
+  for (const [message, fields] of extras.notes ?? []) logger.info(message, fields);
   for (const setting of settings.ignored) logger.warn("setting ignored", { setting });
   const tls = await readTls(settings.config, logger);
   const kube = resolveKubeAccess(settings.kubeconfig, env);
@@ -218,20 +240,63 @@ async function serve(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
       admin: settings.admin,
       remotes: settings.remotes,
       ...(settings.maestro && { maestro: settings.maestro }),
+      ...(extras.embeddedDatabase === false && { embeddedDatabase: false }),
       logger,
     });
+    const sidecar = await extras.sidecar?.(tls, logger);
     const why = await Promise.race([signal, running.failure]);
     if (why.startsWith("SIG")) logger.info("shutting down", { signal: why });
     else {
       logger.error("shutting down", { reason: why });
       code = 1;
     }
+    await sidecar?.close();
   } finally {
     await running?.stop();
     for (const [name, handler] of handlers) process.removeListener(name, handler);
   }
   logger.info("stopped");
   return code;
+}
+
+/**
+ * `grpc`: what the cluster-manager operator runs in its gRPC server Deployment (operator-grpc.ts).
+ * The reference flags, then `serve --mode all` with: every interface unless the file binds a host;
+ * the reference's default TLS files when the file names none and they exist; no embedded
+ * PostgreSQL (the maestro route needs db_config or DATABASE_URL); the admin port on 127.0.0.1; and
+ * HTTPS `/healthz` on :8443 (`--healthz-port`, conductor only).
+ */
+async function operatorGrpc(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({ args, strict: true, allowPositionals: false, options: {
+      "server-config": { type: "string" },
+      kubeconfig: { type: "string" },
+      "healthz-port": { type: "string", default: String(OPERATOR_HEALTHZ_PORT) },
+      "admin-port": { type: "string", default: "8080" },
+      "log-level": { type: "string", default: "info" },
+    } }));
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const file = values["server-config"];
+  const facts = await operatorConfigFacts(file);
+  const serveArgs = ["--mode", "all", "--admin-port", values["admin-port"], "--log-level", values["log-level"]];
+  if (file !== undefined && facts.exists) serveArgs.push("--server-config", file);
+  if (values.kubeconfig !== undefined) serveArgs.push("--kubeconfig", values.kubeconfig);
+  const settings = await resolveServeConfig(serveArgs, env);
+  if (!facts.bindsHost) settings.config.grpc.host = "0.0.0.0";
+  const tlsDefaults = facts.namesTls ? {} : presentTlsDefaults();
+  Object.assign(settings.config.grpc, tlsDefaults);
+  const healthzPort = readPort("--healthz-port", values["healthz-port"]);
+  const notes: ServeExtras["notes"] = [];
+  if (file !== undefined && !facts.exists) notes.push(["config file absent (the operator's ConfigMap is optional); using defaults", { file }]);
+  if (Object.keys(tlsDefaults).length > 0) notes.push(["serving the reference's default TLS files", tlsDefaults]);
+  return runServe(settings, env, {
+    embeddedDatabase: false,
+    notes,
+    sidecar: (tls, logger) => startHealthzServer({ tls, host: settings.config.grpc.host, port: healthzPort, logger }),
+  });
 }
 
 /** Reads the TLS files once and watches them: the server reloads them when they change. */

@@ -37,6 +37,12 @@ export interface ConductorProcessOptions {
    * through it instead of writing Maestro's database directly.
    */
   maestro?: { url: string; token?: string };
+  /**
+   * Whether `--mode all` may start the embedded PostgreSQL when no external database is configured
+   * (default true). False (the cluster-manager operator's `grpc` invocation): the maestro route and
+   * the consumer controller are off instead.
+   */
+  embeddedDatabase?: boolean;
   logger: Logger;
 }
 
@@ -94,7 +100,9 @@ export async function startConductorProcess(options: ConductorProcessOptions): P
     // Maestro's database.
     let sql: Awaited<ReturnType<typeof openMaestroDatabase>> | undefined;
     const consumersOverRest = options.maestro !== undefined;
-    if (NEEDS_DATABASE.has(mode) && !(mode === "consumer-controller" && consumersOverRest)) {
+    const noDatabase = mode === "all" && config.database.kind === "embedded" && options.embeddedDatabase === false;
+    if (noDatabase) logger.warn("no database configured (db_config or DATABASE_URL): the maestro route is off, and the consumer controller unless --maestro-url");
+    if (NEEDS_DATABASE.has(mode) && !noDatabase && !(mode === "consumer-controller" && consumersOverRest)) {
       let connection: DatabaseConnection;
       if (config.database.kind === "external") {
         connection = config.database;
