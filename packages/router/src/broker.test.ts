@@ -103,3 +103,29 @@ describe("Broker resync while live events flow", () => {
     broker.close();
   });
 });
+
+describe("Broker resync larger than the queue capacity", () => {
+  it("delivers a resync answer of 2,000 events on a stream whose live capacity is 16, and keeps the stream", async () => {
+    const MB = DataTypes.manifestBundles;
+    const listed = Array.from({ length: 2000 }, (_, i) =>
+      newEvent({ type: `${MB}.spec.update_request`, source: "maestro", clusterName: "c1", extensions: { resourceid: `r${i}`, resourceversion: 1 } }));
+    const broker = new Broker({ heartbeatIntervalMs: 0, queueCapacity: 16 });
+    broker.registerBackend(MB, { list: async () => listed, handle: async () => {} });
+    const ended: string[] = [];
+    const stream = broker.subscribe({ clusterName: "c1", dataType: MB });
+    const request = newEvent({ type: `${MB}.spec.resync_request`, source: "c1-work-agent", clusterName: "c1", data: { resourceVersions: [] } });
+    await broker.publish(toProto(request), { signal: new AbortController().signal });
+    expect(broker.streams()[0]!.queued).toBe(2000);
+    // A live event behind the answer is queued too: only live events count against the capacity.
+    broker.sink.publish(newEvent({ type: `${MB}.spec.create_request`, source: "kube", clusterName: "c1", extensions: { resourceid: "live", resourceversion: 1 } }));
+    const received: string[] = [];
+    for (let i = 0; i < 2001; i++) received.push(String(fromProto((await stream.next().catch((e: unknown) => (ended.push(String(e)), undefined)))!).extensions.resourceid));
+    expect(ended).toEqual([]);
+    expect(received.length).toBe(2001);
+    expect(new Set(received.slice(0, 2000)).size).toBe(2000);
+    expect(received.at(-1)).toBe("live");
+    expect(broker.subscriberCount).toBe(1);
+    stream.close();
+    broker.close();
+  });
+});

@@ -267,7 +267,8 @@ export class Broker {
     return this.route(event);
   }
 
-  private route(event: CloudEvent): number {
+  /** Queues `event` for every matching stream; a resync answer (`resync`) is not bounded by the queue capacity. */
+  private route(event: CloudEvent, resync = false): number {
     const dataType = formatDataType(parseEventType(event.type));
     const clusterName = stringExtension(event, Extension.clusterName);
     const subscribers = this.registry.match(clusterName, dataType);
@@ -281,7 +282,7 @@ export class Broker {
     }
     let queued = 0;
     for (const subscriber of subscribers) {
-      if (subscriber.queue.offer(message)) queued++;
+      if (subscriber.queue.offer(message, { resync })) queued++;
       else this.overflow(subscriber);
     }
     return queued;
@@ -358,7 +359,7 @@ export class Broker {
     for (const response of responses) {
       const id = response.extensions[Extension.resourceId];
       if (typeof id === "string" && overtaken.has(id)) continue;
-      this.route(response);
+      this.route(response, true);
     }
     if (overtaken.size > 0) this.options.logger.debug("resync: resources sent live meanwhile left out", { cluster: clusterName, dataType, resources: overtaken.size });
   }

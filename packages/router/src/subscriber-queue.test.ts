@@ -17,6 +17,23 @@ describe("SubscriberQueue", () => {
     expect((await q.next())?.id).toBe("c");
   });
 
+  it("queues a resync answer of any size, while live events behind it stay bounded", async () => {
+    const q = new SubscriberQueue(2);
+    for (let i = 0; i < 3000; i++) expect(q.offer(msg(`r${i}`), { resync: true })).toBe(true);
+    expect(q.offer(msg("live1"))).toBe(true);
+    expect(q.offer(msg("live2"))).toBe(true);
+    expect(q.offer(msg("live3"))).toBe(false); // an agent that stops reading is still detected
+    const ids: string[] = [];
+    for (let i = 0; i < 3002; i++) ids.push((await q.next())!.id);
+    expect(ids.slice(0, 3)).toEqual(["r0", "r1", "r2"]);
+    expect(ids.slice(-3)).toEqual(["r2999", "live1", "live2"]);
+    expect(q.size).toBe(0);
+    // The live slots are free again once their events were taken, compaction included.
+    expect(q.offer(msg("live3"))).toBe(true);
+    expect(q.offer(msg("live4"))).toBe(true);
+    expect(q.offer(msg("live5"))).toBe(false);
+  });
+
   it("wakes a waiting consumer and reports that it waits", async () => {
     const q = new SubscriberQueue(4);
     const pending = q.next();
