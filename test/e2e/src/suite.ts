@@ -6,7 +6,11 @@
  */
 import {
   AGENTSIM_VERSIONS,
+  ConductorChild,
+  Hub,
   createDatabase,
+  hasCondition,
+  startConductor,
   eventually,
   getFreePort,
   startAgentSim,
@@ -15,13 +19,12 @@ import {
   type AgentSimEvent,
   type AgentSimHandle,
   type AgentSimVersion,
+  type ConductorSpec,
   type ControlPlane,
   type PostgresServer,
 } from "@ocm-conductor/test-harness";
 import type { Sql } from "postgres";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { ConductorChild, startConductor, type ConductorSpec } from "./conductor-process.js";
-import { Hub, hasCondition } from "./hub.js";
 import { Maestro, SOURCE_CLIENT, connect } from "./maestro.js";
 
 export type DeploymentKind = "single" | "split";

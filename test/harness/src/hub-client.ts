@@ -1,15 +1,19 @@
 /** The hub side of the tests: namespaces, ManifestWorks and ManagedClusters on the real API server. */
 import { CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig } from "@kubernetes/client-node";
 
+/** The ManifestWork collection (namespaced by cluster). */
 export const MANIFEST_WORKS = { group: "work.open-cluster-management.io", version: "v1", plural: "manifestworks" } as const;
+/** The ManagedCluster collection (cluster-scoped). */
 export const MANAGED_CLUSTERS = { group: "cluster.open-cluster-management.io", version: "v1", plural: "managedclusters" } as const;
 const mergePatch = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
 
+/** The fields of a ManifestWork the tests read. */
 export interface ManifestWork {
-  metadata: { name: string; namespace: string; uid: string; finalizers?: string[] };
-  status?: { conditions?: Array<{ type: string; status: string }>; resourceStatus?: { manifests?: unknown[] } };
+  metadata: { name: string; namespace: string; uid: string; finalizers?: string[]; generation?: number; resourceVersion?: string; deletionTimestamp?: string };
+  status?: { conditions?: Array<{ type: string; status: string; observedGeneration?: number }>; resourceStatus?: { manifests?: unknown[] } };
 }
 
+/** What the tests do on the hub as its users and controllers would: namespaces, ManifestWorks, ManagedClusters. */
 export class Hub {
   readonly core: CoreV1Api;
   readonly custom: CustomObjectsApi;
@@ -47,6 +51,12 @@ export class Hub {
     }
   }
 
+  /** Every ManifestWork of the namespace. */
+  async listWorks(cluster: string): Promise<ManifestWork[]> {
+    const list = (await this.custom.listNamespacedCustomObject({ ...MANIFEST_WORKS, namespace: cluster })) as { items: ManifestWork[] };
+    return list.items;
+  }
+
   async deleteWork(cluster: string, name: string): Promise<void> {
     await this.custom.deleteNamespacedCustomObject({ ...MANIFEST_WORKS, namespace: cluster, name });
   }
@@ -58,11 +68,12 @@ export class Hub {
       body: { apiVersion: "cluster.open-cluster-management.io/v1", kind: "ManagedCluster", metadata: { name }, spec: { hubAcceptsClient: true } },
     });
     const now = new Date().toISOString();
-    const condition = (type: string, status: string) => ({ type, status, reason: "E2E", message: "set by the e2e suite", lastTransitionTime: now });
+    const condition = (type: string, status: string) => ({ type, status, reason: "Test", message: "set by a test", lastTransitionTime: now });
     const conditions = [condition("HubAcceptedManagedCluster", "True"), condition("ManagedClusterJoined", joined ? "True" : "False")];
     await this.custom.patchClusterCustomObjectStatus({ ...MANAGED_CLUSTERS, name, body: { status: { conditions } } }, mergePatch);
   }
 }
 
+/** True when the work has condition `type` with status True. */
 export const hasCondition = (w: ManifestWork | undefined, type: string) =>
   w?.status?.conditions?.some((c) => c.type === type && c.status === "True") ?? false;

@@ -7,24 +7,29 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
-import { eventually } from "@ocm-conductor/test-harness";
+import { eventually } from "./eventually.js";
 
 /** The conductor's bin entry (`bin.conductor` of apps/conductor/package.json). */
 export const CONDUCTOR_BIN = fileURLToPath(new URL("../../../apps/conductor/bin/conductor.js", import.meta.url));
 
-export type ServeMode = "all" | "router" | "work-service" | "db-service" | "consumer-controller";
+/** `conductor serve --mode`. */
+export type ConductorServeMode = "all" | "router" | "work-service" | "db-service" | "consumer-controller";
 
 /** What one `conductor serve` is started with. Ports are fixed so a restart can reuse them. */
 export interface ConductorSpec {
   /** A label for messages, e.g. `db-service`. */
   name: string;
-  mode: ServeMode;
+  mode: ConductorServeMode;
   grpcPort: number;
   adminPort: number;
   kubeconfig?: string;
   databaseUrl?: string;
   workServiceUrl?: string;
   dbServiceUrl?: string;
+  /** Further `serve` flags, e.g. `["--server-config", file]`. */
+  extraArgs?: string[];
+  /** `--log-level`; default `CONDUCTOR_LOG_LEVEL` from the environment, else `info`. */
+  logLevel?: string;
 }
 
 const MAX_LINES = 3000;
@@ -50,10 +55,11 @@ export class ConductorChild {
   constructor(readonly spec: ConductorSpec) {
     if (!existsSync(CONDUCTOR_BIN)) throw new Error(`${CONDUCTOR_BIN} is missing`);
     const args = [CONDUCTOR_BIN, "serve", "--mode", spec.mode, "--grpc-host", "127.0.0.1", "--grpc-port", String(spec.grpcPort),
-      "--admin-port", String(spec.adminPort), "--log-level", process.env.E2E_CONDUCTOR_LOG_LEVEL || "info"];
+      "--admin-port", String(spec.adminPort), "--log-level", spec.logLevel || process.env.CONDUCTOR_LOG_LEVEL || "info"];
     if (spec.kubeconfig !== undefined) args.push("--kubeconfig", spec.kubeconfig);
     if (spec.workServiceUrl !== undefined) args.push("--work-service-url", spec.workServiceUrl);
     if (spec.dbServiceUrl !== undefined) args.push("--db-service-url", spec.dbServiceUrl);
+    if (spec.extraArgs !== undefined) args.push(...spec.extraArgs);
     const env: NodeJS.ProcessEnv = { ...process.env, DATABASE_URL: spec.databaseUrl ?? "" };
     delete env.KUBECONFIG; // only --kubeconfig gives Kubernetes access
     const child: ChildProcess = spawn(process.execPath, args, { detached: true, stdio: ["ignore", "pipe", "pipe"], env });
