@@ -16,7 +16,11 @@ export interface TrafficOptions {
   pauseMs?: number;
 }
 
+let instances = 0;
+
 export class Traffic {
+  /** Names are `<prefix>-<instance>-<round>`: never reused, so no work is recreated under a deleted one's name. */
+  private readonly instance = instances++;
   readonly created = { kube: 0, maestro: 0 };
   readonly deleted = { kube: 0, maestro: 0 };
   private stopping = false;
@@ -63,7 +67,7 @@ export class Traffic {
           }
         }
         if (this.o.kube !== false) {
-          const name = `${prefix}-${r}`;
+          const name = `${prefix}-${this.instance}-${r}`;
           ops.push(createWorkRetrying(this.w, cluster, name).then(() => {
             this.created.kube++;
             const names = this.works.get(cluster) ?? [];

@@ -171,7 +171,8 @@ export async function converge(w: World, pairs: Array<[AgentSimHandle, string]>,
     const ids = last.flatMap((d) => [...d.missingOnAgent, ...d.extraOnAgent, ...d.staleGeneration, ...d.kubeWithoutStatus, ...d.maestroWithoutStatus].slice(0, 3));
     const said = ids.map((id) => `--- ${id}:\n${[...w.agents.flatMap((a) => a.events.filter((e) => e.event !== "reply" && JSON.stringify(e).includes(id)).map((e) => `agentsim ${a.version}: ${JSON.stringify(e)}`)),
       ...w.conductors.flatMap((c) => c.lines.filter((l) => l.includes(id)).map((l) => `${c.spec.name}: ${l.slice(0, 400)}`))].slice(-25).join("\n")}`);
-    throw new Error(`${(err as Error).message}: ${detail.join("; ")}\n${said.join("\n")}`);
+    const ready = await Promise.all(w.conductors.filter((c) => c.running).map(async (c) => `--- ${c.spec.name} /readyz: ${JSON.stringify(await c.readyz())}`));
+    throw new Error(`${(err as Error).message}: ${detail.join("; ")}\n${said.join("\n")}\n${ready.join("\n")}`);
   }
   return Date.now() - t0;
 }
