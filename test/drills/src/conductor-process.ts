@@ -1,5 +1,5 @@
 /**
- * (Copied from test/e2e/src/conductor-process.ts, plus `extraArgs`.)
+ * (Copied from test/e2e/src/conductor-process.ts, now test/harness/src/conductor-child.ts, plus `extraArgs`.)
  * The real `conductor` binary as a child process: `node apps/conductor/bin/conductor.js serve …`,
  * started in its own process group (so `kill -9 -pid` takes everything it started), with its
  * stdout and stderr kept in a bounded buffer for failure messages.

@@ -1,4 +1,4 @@
-/** (Copied from test/e2e/src/hub.ts, plus listWorks.) The hub side of the tests: namespaces, ManifestWorks and ManagedClusters on the real API server. */
+/** (Copied from test/e2e/src/hub.ts, now test/harness/src/hub-client.ts, plus listWorks.) The hub side of the tests: namespaces, ManifestWorks and ManagedClusters on the real API server. */
 import { CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions, type KubeConfig } from "@kubernetes/client-node";
 
 export const MANIFEST_WORKS = { group: "work.open-cluster-management.io", version: "v1", plural: "manifestworks" } as const;
