@@ -8,7 +8,7 @@
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { AgentSimHandle } from "@ocm-conductor/test-harness";
-import type { ConductorChild } from "./conductor-process.js";
+import type { ConductorChild } from "@ocm-conductor/test-harness";
 import { Traffic } from "./traffic.js";
 import { agentErrors, allSpec, converge, dump, log, prepareCluster, sleep, startAgents, startAll, startWorld, stopWorld, type World } from "./world.js";
 

@@ -10,7 +10,7 @@
 import { randomUUID } from "node:crypto";
 import { eventually } from "@ocm-conductor/test-harness";
 import { afterAll, beforeAll, beforeEach, expect, it } from "vitest";
-import type { ConductorChild } from "./conductor-process.js";
+import type { ConductorChild } from "@ocm-conductor/test-harness";
 import { Subscriber, ceClient } from "./grpc.js";
 import { SOURCE_CLIENT, createPayload } from "./maestro.js";
 import { agentErrors, allSpec, converge, dump, log, startAgents, startAll, startWorld, stopWorld, waitSubscribed, type World } from "./world.js";

@@ -10,7 +10,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { eventually } from "@ocm-conductor/test-harness";
 import { afterAll, beforeAll, beforeEach, expect, it } from "vitest";
-import type { ConductorChild } from "./conductor-process.js";
+import type { ConductorChild } from "@ocm-conductor/test-harness";
 import { FuzzGen } from "./fuzz.js";
 import { Subscriber, ceClient } from "./grpc.js";
 import { allSpec, dump, log, prepareCluster, startAll, startWorld, stopWorld, type World } from "./world.js";

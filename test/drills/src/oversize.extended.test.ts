@@ -9,7 +9,7 @@ import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { CloudEventSchema } from "@ocm-conductor/protocol";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import type { ConductorChild } from "./conductor-process.js";
+import type { ConductorChild } from "@ocm-conductor/test-harness";
 import { ceClient } from "./grpc.js";
 import { allSpec, startAll, startWorld, stopWorld, type World } from "./world.js";
 

@@ -10,7 +10,7 @@ import { startPostgres } from "@ocm-conductor/test-harness";
 import { join } from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { AgentSimHandle } from "@ocm-conductor/test-harness";
-import type { ConductorChild } from "./conductor-process.js";
+import type { ConductorChild } from "@ocm-conductor/test-harness";
 import { Traffic } from "./traffic.js";
 import { agentErrors, allSpec, converge, dump, log, prepareCluster, sleep, startAgents, startAll, startWorld, stopWorld, totals, type World } from "./world.js";
 

@@ -9,7 +9,7 @@
 import { randomUUID } from "node:crypto";
 import { eventually } from "@ocm-conductor/test-harness";
 import { afterAll, beforeAll, beforeEach, expect, it } from "vitest";
-import type { ConductorChild } from "./conductor-process.js";
+import type { ConductorChild } from "@ocm-conductor/test-harness";
 import { Subscriber, ceClient, openStuckStream } from "./grpc.js";
 import { allSpec, dump, log, percentile, startAll, startWorld, stopWorld, waitSubscribed, type World } from "./world.js";
 

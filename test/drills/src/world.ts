@@ -21,8 +21,7 @@ import {
   type PostgresServer,
 } from "@ocm-conductor/test-harness";
 import type { Sql } from "postgres";
-import { ConductorChild, startConductor, type ConductorSpec } from "./conductor-process.js";
-import { Hub, hasCondition } from "./hub.js";
+import { ConductorChild, Hub, hasCondition, startConductor, type ConductorSpec } from "@ocm-conductor/test-harness";
 import { Maestro, connect } from "./maestro.js";
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
