@@ -65,6 +65,7 @@ interface Result {
 }
 
 const { values } = parseArgs({
+  args: process.argv.slice(2).filter((a) => a !== "--"), // pnpm may pass the "--" through
   options: {
     clusters: { type: "string", default: "10" },
     concurrency: { type: "string", default: "16" },

@@ -120,6 +120,7 @@ async function main(): Promise<void> {
   ]);
   type Logger = import("@ocm-conductor/router").Logger;
   const { values: args } = parseArgs({
+    args: process.argv.slice(2).filter((a) => a !== "--"), // pnpm may pass the "--" through
     options: {
       runs: { type: "string", default: "3" },
       concurrency: { type: "string", default: "16" },

@@ -52,6 +52,7 @@ import postgres from "postgres";
 const app = ConductorApp;
 
 const { values: args } = parseArgs({
+  args: process.argv.slice(2).filter((a) => a !== "--"), // pnpm may pass the "--" through
   options: {
     runs: { type: "string", default: "3" },
     resources: { type: "string", default: "10000" },

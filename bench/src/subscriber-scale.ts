@@ -44,6 +44,7 @@ import { parseArgs } from "node:util";
 import { createDatabase, startAgentSim, startPostgres, type AgentSimHandle, type AgentSimVersion } from "@ocm-conductor/test-harness";
 
 const { values: args } = parseArgs({
+  args: process.argv.slice(2).filter((a) => a !== "--"), // pnpm may pass the "--" through
   options: {
     clusters: { type: "string", default: "1000,5000,10000" },
     "per-agentsim": { type: "string", default: "2500" },
