@@ -8,38 +8,16 @@
  */
 import { startPostgres } from "@ocm-conductor/test-harness";
 import { join } from "node:path";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import type { AgentSimHandle } from "@ocm-conductor/test-harness";
-import type { ConductorChild } from "@ocm-conductor/test-harness";
+import { describe, expect, it } from "vitest";
 import { Traffic } from "./traffic.js";
-import { agentErrors, allSpec, converge, dump, log, prepareCluster, sleep, startAgents, startAll, startWorld, stopWorld, totals, type World } from "./world.js";
+import { agentErrors, converge, log, sleep, totals, useTwoAgentDrill } from "./world.js";
 
-let w: World;
-let conductor: ConductorChild;
-const pairs: Array<[AgentSimHandle, string]> = [];
-const CLUSTERS = ["drill-r-a", "drill-r-b"];
-
-beforeAll(async () => {
-  const t0 = Date.now();
-  w = await startWorld("restarts");
-  conductor = await startAll(w, await allSpec(w, "all"));
-  for (const c of CLUSTERS) await prepareCluster(w, c);
-  const a = await startAgents(w, "v1.3", [CLUSTERS[0]!], conductor.spec.grpcPort, conductor);
-  const b = await startAgents(w, "v1.1.0", [CLUSTERS[1]!], conductor.spec.grpcPort, conductor);
-  pairs.push([a, CLUSTERS[0]!], [b, CLUSTERS[1]!]);
-  log(`restarts: world ready in ${Date.now() - t0} ms`);
-}, 180_000);
-
-afterAll(async () => {
-  await stopWorld(w);
-}, 120_000);
-
-beforeEach((ctx) => {
-  ctx.onTestFailed(() => dump(w));
-});
+const CLUSTERS: [string, string] = ["drill-r-a", "drill-r-b"];
+const drill = useTwoAgentDrill("restarts", CLUSTERS);
 
 describe("PostgreSQL restart", () => {
   it("R1: PostgreSQL stopped for 3 s mid-traffic and started again on the same data directory and port", async () => {
+    const { w, pairs } = drill;
     const t0 = Date.now();
     const o = { clusters: CLUSTERS, prefix: "r1", kube: false };
     await Traffic.burst(w, o, 10); // before

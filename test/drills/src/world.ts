@@ -22,6 +22,7 @@ import {
 } from "@ocm-conductor/test-harness";
 import type { Sql } from "postgres";
 import { ConductorChild, Hub, hasCondition, startConductor, type ConductorSpec } from "@ocm-conductor/test-harness";
+import { afterAll, beforeAll, beforeEach } from "vitest";
 import { Maestro, connect } from "./maestro.js";
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -239,4 +240,38 @@ export function percentile(xs: number[], p: number): number {
 
 export function log(msg: string): void {
   console.info(`[drill ${new Date().toISOString()}] ${msg}`);
+}
+
+/** What {@link useTwoAgentDrill} sets up; its fields are filled in `beforeAll`. */
+export interface TwoAgentDrill {
+  w: World;
+  conductor: ConductorChild;
+  /** (agent, cluster): a v1.3 agent on the first cluster, a v1.1.0 agent on the second. */
+  readonly pairs: Array<[AgentSimHandle, string]>;
+}
+
+/**
+ * Registers the suite hooks of the restart drills: one world, one `--mode all` conductor with both
+ * sources, two prepared clusters with a v1.3 and a v1.1.0 agent; the world is dumped when a test
+ * fails and stopped after the suite.
+ */
+export function useTwoAgentDrill(name: string, clusters: readonly [string, string]): TwoAgentDrill {
+  const drill = { pairs: [] as Array<[AgentSimHandle, string]> } as TwoAgentDrill;
+  beforeAll(async () => {
+    const t0 = Date.now();
+    drill.w = await startWorld(name);
+    drill.conductor = await startAll(drill.w, await allSpec(drill.w, "all"));
+    for (const c of clusters) await prepareCluster(drill.w, c);
+    const port = drill.conductor.spec.grpcPort;
+    drill.pairs.push(
+      [await startAgents(drill.w, "v1.3", [clusters[0]], port, drill.conductor), clusters[0]],
+      [await startAgents(drill.w, "v1.1.0", [clusters[1]], port, drill.conductor), clusters[1]],
+    );
+    log(`${name}: world ready in ${Date.now() - t0} ms`);
+  }, 180_000);
+  afterAll(() => stopWorld(drill.w), 120_000);
+  beforeEach((ctx) => {
+    ctx.onTestFailed(() => dump(drill.w));
+  });
+  return drill;
 }

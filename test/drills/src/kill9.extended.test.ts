@@ -1,42 +1,21 @@
 /**
- * R4 conductor kill -9 mid-traffic (R1 and R3 are in restarts.extended.test.ts), run
+ * R4 conductor kill -9 mid-traffic, run
  * against one `conductor serve --mode all` with both sources and sdk-go v1.3 and v1.1.0 agents.
  * Each drill ends in the convergence check (world.ts `converge`): every agent's cache equals the
  * hub's ManifestWorks plus the live Maestro resources of its cluster, every status landed, no spec
  * event unreconciled.
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import type { AgentSimHandle } from "@ocm-conductor/test-harness";
-import type { ConductorChild } from "@ocm-conductor/test-harness";
+import { describe, expect, it } from "vitest";
 import { Traffic } from "./traffic.js";
-import { agentErrors, allSpec, converge, dump, log, prepareCluster, sleep, startAgents, startAll, startWorld, stopWorld, waitSubscribed, type World } from "./world.js";
+import { agentErrors, converge, log, sleep, startAll, useTwoAgentDrill, waitSubscribed } from "./world.js";
 
-let w: World;
-let conductor: ConductorChild;
-const pairs: Array<[AgentSimHandle, string]> = [];
-const CLUSTERS = ["drill-r4-a", "drill-r4-b"];
-
-beforeAll(async () => {
-  const t0 = Date.now();
-  w = await startWorld("kill9");
-  conductor = await startAll(w, await allSpec(w, "all"));
-  for (const c of CLUSTERS) await prepareCluster(w, c);
-  const a = await startAgents(w, "v1.3", [CLUSTERS[0]!], conductor.spec.grpcPort, conductor);
-  const b = await startAgents(w, "v1.1.0", [CLUSTERS[1]!], conductor.spec.grpcPort, conductor);
-  pairs.push([a, CLUSTERS[0]!], [b, CLUSTERS[1]!]);
-  log(`restarts: world ready in ${Date.now() - t0} ms`);
-}, 180_000);
-
-afterAll(async () => {
-  await stopWorld(w);
-}, 120_000);
-
-beforeEach((ctx) => {
-  ctx.onTestFailed(() => dump(w));
-});
+const CLUSTERS: [string, string] = ["drill-r4-a", "drill-r4-b"];
+const drill = useTwoAgentDrill("kill9", CLUSTERS);
 
 describe("conductor kill -9", () => {
   it("R4: conductor kill -9 mid-traffic (both sources) and restarted on the same ports; agents reconnect, resync and converge", async () => {
+    const { w, pairs } = drill;
+    let { conductor } = drill;
     const t0 = Date.now();
     const o = { clusters: CLUSTERS, prefix: "r4" };
     await Traffic.burst(w, o, 10);
@@ -47,6 +26,7 @@ describe("conductor kill -9", () => {
     await sleep(2_000);
     const restarted = await startAll(w, conductor.spec);
     conductor = restarted;
+    drill.conductor = restarted;
     log("R4: conductor ready again");
     await waitSubscribed(restarted, CLUSTERS);
     await sleep(1_000);

@@ -6,38 +6,16 @@
  * hub's ManifestWorks plus the live Maestro resources of its cluster, every status landed, no spec
  * event unreconciled.
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import type { AgentSimHandle } from "@ocm-conductor/test-harness";
-import type { ConductorChild } from "@ocm-conductor/test-harness";
+import { describe, expect, it } from "vitest";
 import { Traffic } from "./traffic.js";
-import { agentErrors, allSpec, converge, dump, log, prepareCluster, sleep, startAgents, startAll, startWorld, stopWorld, type World } from "./world.js";
+import { agentErrors, converge, log, sleep, useTwoAgentDrill } from "./world.js";
 
-let w: World;
-let conductor: ConductorChild;
-const pairs: Array<[AgentSimHandle, string]> = [];
-const CLUSTERS = ["drill-r3-a", "drill-r3-b"];
-
-beforeAll(async () => {
-  const t0 = Date.now();
-  w = await startWorld("apiserver");
-  conductor = await startAll(w, await allSpec(w, "all"));
-  for (const c of CLUSTERS) await prepareCluster(w, c);
-  const a = await startAgents(w, "v1.3", [CLUSTERS[0]!], conductor.spec.grpcPort, conductor);
-  const b = await startAgents(w, "v1.1.0", [CLUSTERS[1]!], conductor.spec.grpcPort, conductor);
-  pairs.push([a, CLUSTERS[0]!], [b, CLUSTERS[1]!]);
-  log(`restarts: world ready in ${Date.now() - t0} ms`);
-}, 180_000);
-
-afterAll(async () => {
-  await stopWorld(w);
-}, 120_000);
-
-beforeEach((ctx) => {
-  ctx.onTestFailed(() => dump(w));
-});
+const CLUSTERS: [string, string] = ["drill-r3-a", "drill-r3-b"];
+const drill = useTwoAgentDrill("apiserver", CLUSTERS);
 
 describe("kube-apiserver restart", () => {
   it("R3: kube-apiserver restarted (3 s down) mid-traffic; watches resume or relist, every work arrives and gets its status", async () => {
+    const { w, pairs } = drill;
     const t0 = Date.now();
     const o = { clusters: CLUSTERS, prefix: "r3", maestro: false };
     await Traffic.burst(w, o, 10);
